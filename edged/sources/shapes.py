@@ -45,7 +45,8 @@ def draw_background(rng: np.random.Generator, width: int, height: int) -> ImageA
     image = np.empty((height, width, 3), np.uint8)
     image[:] = np.clip(base + tint, 0, 255).astype(np.uint8)
     noise = rng.integers(-10, 11, size=(height, width, 1), dtype=np.int16)
-    return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    noisy: ImageArray = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    return noisy
 
 
 def draw_shape(image: ImageArray, shape: Shape) -> None:

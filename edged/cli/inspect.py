@@ -1,0 +1,75 @@
+"""`edged model inspect MODEL`: what edged makes of a model, or the precise reason it cannot use it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from edged.cli.options import add_model_options, model_config_from_args
+from edged.errors import EdgedError
+from edged.inference.inspection import ModelReport, inspect_model
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "inspect",
+        help="describe a model: task, decoder, tensors, labels, accelerator needs",
+        description="Describe what edged makes of a model, or why it cannot use it.",
+    )
+    parser.add_argument("model", type=Path, help="the .tflite model")
+    add_model_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
+
+
+def _human(report: ModelReport) -> str:
+    data = report.as_dict()
+    lines = [f"{data['path']}  ({data.get('size_bytes', '?')} bytes, sha256 {str(data.get('sha256', ''))[:12]}…)"]
+    if not report.usable:
+        lines.append(f"  NOT USABLE: {report.error}")
+    for key in ("task", "decoder", "decoder_reason"):
+        if key in data:
+            lines.append(f"  {key.replace('_', ' ')}: {data[key]}")
+    if "input" in data:
+        tensor = data["input"]
+        lines.append(
+            f"  input: {tensor['name']} {tensor['shape']} {tensor['dtype']}"
+            + (f" q{tensor['quantization']}" if "quantization" in tensor else "")
+            + f", {tensor['color']}, {tensor['resize']}, normalization {tensor['normalization']}"
+        )
+    for tensor in data.get("outputs", []):
+        role = f"{tensor['role']}: " if "role" in tensor else ""
+        lines.append(f"  output {role}{tensor['name']} {tensor['shape']} {tensor['dtype']}")
+    if "labels" in data:
+        labels = data["labels"]
+        lines.append(
+            f"  labels: {labels['count']} from {labels['origin']} ({labels['format']}); "
+            f"classes: {data.get('num_classes')}"
+        )
+        if labels["first"]:
+            lines.append(f"    first: {', '.join(labels['first'])}")
+        if labels.get("nearby_files_that_fit"):
+            lines.append(f"    label files beside it that fit: {', '.join(labels['nearby_files_that_fit'])}")
+    accel = data.get("accelerator", {})
+    if accel:
+        lines.append(f"  accelerator: {accel['summary']}")
+    if data.get("custom_ops"):
+        lines.append(f"  custom ops: {', '.join(data['custom_ops'])}")
+    for note in data.get("notes", []):
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = model_config_from_args(args, args.model)
+    try:
+        report = inspect_model(config)
+    except EdgedError as exc:
+        report = ModelReport(path=args.model, error=str(exc))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=None))
+    else:
+        print(_human(report))
+    return 0 if report.usable else 1

@@ -1,0 +1,1 @@
+"""Inference: load and inspect a .tflite, preprocess frames into it, run it, decode its outputs."""

@@ -1,0 +1,176 @@
+"""Raw model outputs → classes and boxes: pure functions over numpy arrays, testable without a runtime.
+
+Layouts: classification scores; SSD with a TFLite_Detection_PostProcess op (4 outputs); YOLOv5
+[N, 5+nc] with objectness; YOLOv8 [4+nc, N] without. Quantized outputs are thresholded in the integer domain
+first, so only the few candidate boxes are ever dequantized.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.intp]
+
+#: Candidates kept for NMS, best first; guards against a very low threshold on 8400 anchors.
+MAX_NMS_CANDIDATES = 3000
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Boxes (xmin, ymin, xmax, ymax) normalized to the model input, with class index and score."""
+
+    boxes: FloatArray
+    classes: IntArray
+    scores: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def take(self, keep: IntArray) -> Candidates:
+        return Candidates(self.boxes[keep], self.classes[keep], self.scores[keep])
+
+
+EMPTY = Candidates(np.zeros((0, 4), np.float32), np.zeros((0,), np.intp), np.zeros((0,), np.float32))
+
+
+def dequantize(raw: npt.NDArray[Any], scale: float, zero_point: int) -> FloatArray:
+    """Real values of a tensor (float tensors pass through as float32)."""
+    if scale == 0.0:
+        return np.asarray(raw, dtype=np.float32)
+    real: FloatArray = (raw.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+    return real
+
+
+def quantized_floor(threshold: float, scale: float, zero_point: int, dtype: npt.DTypeLike) -> int:
+    """The smallest raw integer whose real value reaches `threshold` (saturated to the dtype's range)."""
+    info = np.iinfo(dtype)
+    value = math.ceil(threshold / scale + zero_point - 1e-6)
+    return int(min(max(value, info.min), info.max))
+
+
+def top_classes(scores: FloatArray, thresholds: FloatArray, top_k: int) -> list[tuple[int, float]]:
+    """The best `top_k` (index, score) pairs whose score reaches the per-class threshold, best first."""
+    passing = np.flatnonzero(scores >= thresholds)
+    if passing.size > top_k:
+        passing = passing[np.argpartition(scores[passing], -top_k)[-top_k:]]
+    order = passing[np.argsort(-scores[passing], kind="stable")]
+    return [(int(i), float(scores[i])) for i in order]
+
+
+def decode_ssd(
+    boxes: FloatArray,
+    classes: FloatArray,
+    scores: FloatArray,
+    count: float,
+    thresholds: FloatArray,
+) -> Candidates:
+    """Outputs of TFLite_Detection_PostProcess: boxes N×4 (ymin, xmin, ymax, xmax), 0-based foreground classes."""
+    n = max(0, min(int(count), scores.shape[0]))
+    cls = classes[:n].astype(np.intp)
+    sc = scores[:n].astype(np.float32)
+    valid = (cls >= 0) & (cls < thresholds.shape[0])
+    keep = np.flatnonzero(valid)
+    keep = keep[sc[keep] >= thresholds[cls[keep]]]
+    yxyx = np.clip(boxes[:n][keep].astype(np.float32), 0.0, 1.0)
+    return Candidates(yxyx[:, [1, 0, 3, 2]], cls[keep], sc[keep])
+
+
+def decode_yolov8(
+    raw: npt.NDArray[Any],
+    scale: float,
+    zero_point: int,
+    thresholds: FloatArray,
+    input_size: tuple[int, int],
+) -> Candidates:
+    """YOLOv8 output (4+nc)×N: rows x, y, w, h then class scores; no objectness."""
+    class_rows = raw[4:]
+    floor = float(thresholds.min())
+    if not np.isfinite(floor):
+        return EMPTY
+    if scale:
+        best_raw = class_rows.max(axis=0)
+        candidates = np.flatnonzero(best_raw >= quantized_floor(floor, scale, zero_point, raw.dtype))
+    else:
+        candidates = np.flatnonzero(class_rows.max(axis=0) >= floor)
+    if candidates.size == 0:
+        return EMPTY
+    picked = dequantize(raw[:, candidates], scale, zero_point)
+    cls = picked[4:].argmax(axis=0)
+    score = picked[4:][cls, np.arange(cls.size)]
+    return _finish_xywh(picked[:4].T, cls, score, thresholds, input_size)
+
+
+def decode_yolov5(
+    raw: npt.NDArray[Any],
+    scale: float,
+    zero_point: int,
+    thresholds: FloatArray,
+    input_size: tuple[int, int],
+) -> Candidates:
+    """YOLOv5 output N×(5+nc): x, y, w, h, objectness, class scores; score = objectness × class score."""
+    floor = float(thresholds.min())
+    if not np.isfinite(floor):
+        return EMPTY
+    objectness = raw[:, 4]
+    if scale:
+        candidates = np.flatnonzero(objectness >= quantized_floor(floor, scale, zero_point, raw.dtype))
+    else:
+        candidates = np.flatnonzero(objectness >= floor)
+    if candidates.size == 0:
+        return EMPTY
+    picked = dequantize(raw[candidates], scale, zero_point)
+    class_scores = picked[:, 5:] * picked[:, 4:5]
+    cls = class_scores.argmax(axis=1)
+    score = class_scores[np.arange(cls.size), cls]
+    return _finish_xywh(picked[:, :4], cls, score, thresholds, input_size)
+
+
+def _finish_xywh(
+    xywh: FloatArray, cls: IntArray, score: FloatArray, thresholds: FloatArray, input_size: tuple[int, int]
+) -> Candidates:
+    keep = np.flatnonzero(score >= thresholds[cls])
+    xywh, cls, score = xywh[keep], cls[keep], score[keep]
+    if xywh.size and float(np.abs(xywh).max()) > 2.0:  # exported in input pixels, not normalized
+        xywh = (xywh / np.array([input_size[0], input_size[1], input_size[0], input_size[1]], np.float32)).astype(
+            np.float32
+        )
+    half_w, half_h = xywh[:, 2] / 2, xywh[:, 3] / 2
+    boxes = np.stack(
+        [xywh[:, 0] - half_w, xywh[:, 1] - half_h, xywh[:, 0] + half_w, xywh[:, 1] + half_h], axis=1
+    ).astype(np.float32)
+    return Candidates(boxes, cls.astype(np.intp), score.astype(np.float32))
+
+
+def iou_one_to_many(box: FloatArray, boxes: FloatArray) -> FloatArray:
+    """IoU of one box against N boxes, all (xmin, ymin, xmax, ymax)."""
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
+
+
+def nms(candidates: Candidates, iou_threshold: float, max_detections: int) -> Candidates:
+    """Class-aware greedy non-maximum suppression: boxes of different classes never suppress each other."""
+    if len(candidates) == 0:
+        return candidates
+    order = np.argsort(-candidates.scores, kind="stable")[:MAX_NMS_CANDIDATES]
+    # shifting each class into its own region makes one pass class-aware
+    shifted = candidates.boxes + (candidates.classes.astype(np.float32) * 4.0)[:, None]
+    keep: list[int] = []
+    while order.size and len(keep) < max_detections:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        if rest.size == 0:
+            break
+        order = rest[iou_one_to_many(shifted[best], shifted[rest]) <= iou_threshold]
+    return candidates.take(np.asarray(keep, np.intp))

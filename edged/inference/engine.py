@@ -1,0 +1,186 @@
+"""The model bundle: one loaded model with its input plan, decoder and labels, ready to turn images into
+predictions. A bundle is immutable from the outside and used by one thread at a time; the pipeline swaps
+whole bundles between frames.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edged.config.model import ModelConfig
+from edged.errors import ModelError
+from edged.inference import decoders
+from edged.inference.model import ModelSpec
+from edged.inference.preprocess import FULL_FRAME, Geometry, InputPlan, Roi, value_table
+from edged.types import BBox, ColorOrder, Detection, ImageArray, Label, ModelInfo, Prediction
+
+
+@dataclass(frozen=True)
+class DecodeParams:
+    """Per-class thresholds (inf = never reported) and the limits of the decoders."""
+
+    thresholds: npt.NDArray[np.float32]
+    top_k: int
+    nms_iou: float
+    max_detections: int
+
+
+def _known_label(name: str, spec: ModelSpec, key: str) -> int:
+    index = spec.labels.index_of(name)
+    if index is None:
+        close = difflib.get_close_matches(name, spec.labels.names, n=3)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise ModelError(
+            f"model.{key}: {name!r} is not one of the model's labels{hint}; labels come from {spec.labels.origin}"
+        )
+    return index
+
+
+def decode_params(spec: ModelSpec, config: ModelConfig) -> DecodeParams:
+    """Fold threshold, per-label thresholds and include/exclude lists into one per-class threshold array."""
+    count = spec.num_classes or len(spec.labels.names)
+    base = config.classification_threshold() if spec.task == "classification" else config.detection_threshold()
+    thresholds = np.full(count, base, np.float32)
+    for name, value in config.label_thresholds.items():
+        thresholds[_known_label(name, spec, "label_thresholds")] = value
+    if config.include_labels:
+        allowed = {_known_label(n, spec, "include_labels") for n in config.include_labels}
+        mask = np.ones(count, bool)
+        mask[list(allowed)] = False
+        thresholds[mask] = np.inf
+    for name in config.exclude_labels:
+        thresholds[_known_label(name, spec, "exclude_labels")] = np.inf
+    return DecodeParams(thresholds, config.top_k, config.nms_iou, config.max_detections)
+
+
+class ModelBundle:
+    """Interpreter + input plan + decoder + labels + ModelInfo: everything one inference needs."""
+
+    def __init__(
+        self,
+        interpreter: Any,
+        spec: ModelSpec,
+        info: ModelInfo,
+        params: DecodeParams,
+        accelerator: str,
+        roi: Roi = FULL_FRAME,
+    ) -> None:
+        self.interpreter = interpreter
+        self.spec = spec
+        self.info = info
+        self.params = params
+        self.accelerator = accelerator
+        self.roi = roi
+        self._input_view: Callable[[], npt.NDArray[Any]] = interpreter.tensor(spec.input.index)
+        self._table = value_table(spec.normalization, spec.input.dtype, spec.input.scale, spec.input.zero_point)
+        self._plan: InputPlan | None = None
+        self._state = [
+            (inp.index, out.index, np.full(inp.shape, inp.zero_point, np.dtype(inp.dtype)))
+            for inp, out in spec.state_pairs
+        ]
+        self._decode = self._decoder()
+
+    def _plan_for(self, image: ImageArray, color: ColorOrder) -> InputPlan:
+        key = (image.shape[1], image.shape[0], color)
+        plan = self._plan
+        if plan is None or plan.key != key:  # a new frame size (or the first frame): plan once, reuse after
+            width, height = self.spec.input_size
+            plan = InputPlan(
+                image.shape[1], image.shape[0], color, width, height, self.spec.color,
+                self._table, self.spec.resize, self.roi,
+            )  # fmt: skip
+            self._plan = plan
+        return plan
+
+    def predict(self, image: ImageArray, color: ColorOrder = "bgr") -> Prediction:
+        """Preprocess, invoke and decode one H×W×3 uint8 image."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ModelError(f"expected an H×W×3 uint8 image, got shape {image.shape} {image.dtype}")
+        start = time.perf_counter()
+        plan = self._plan_for(image, color)
+        view = self._input_view()
+        plan.fill(image, view[0])
+        del view  # the interpreter refuses to run while a view of its memory is alive
+        for input_index, _, value in self._state:
+            self.interpreter.set_tensor(input_index, value)
+        prepared = time.perf_counter()
+        self.interpreter.invoke()
+        invoked = time.perf_counter()
+        for position, (input_index, output_index, _) in enumerate(self._state):
+            self._state[position] = (input_index, output_index, self.interpreter.get_tensor(output_index))
+        labels, objects = self._decode(plan.geometry)
+        decoded = time.perf_counter()
+        timing = {
+            "preprocess": (prepared - start) * 1000.0,
+            "inference": (invoked - prepared) * 1000.0,
+            "decode": (decoded - invoked) * 1000.0,
+        }
+        return Prediction(self.spec.task, labels, objects, timing)
+
+    def _output(self, position: int) -> npt.NDArray[Any]:
+        return self.interpreter.get_tensor(self.spec.outputs[position].index)  # type: ignore[no-any-return]
+
+    def _decoder(self) -> Callable[[Geometry], tuple[tuple[Label, ...], tuple[Detection, ...]]]:
+        spec, params = self.spec, self.params
+        names = spec.labels
+        first = spec.outputs[0]
+        if spec.decoder == "classification":
+
+            def classify(_: Geometry) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
+                scores = decoders.dequantize(self._output(0).reshape(-1), first.scale, first.zero_point)
+                top = decoders.top_classes(scores, params.thresholds, params.top_k)
+                return tuple(Label(i, names.name(i), s) for i, s in top), ()
+
+            return classify
+
+        def detect(geometry: Geometry) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
+            candidates = self._candidates()
+            if spec.decoder != "ssd":
+                candidates = decoders.nms(candidates, params.nms_iou, params.max_detections)
+            else:
+                order = np.argsort(-candidates.scores, kind="stable")[: params.max_detections]
+                candidates = candidates.take(order)
+            boxes = geometry.to_frame(candidates.boxes)
+            objects = tuple(
+                Detection(int(c), names.name(int(c)), float(s), _bbox(b))
+                for b, c, s in zip(boxes, candidates.classes, candidates.scores, strict=False)
+            )
+            return (), objects
+
+        return detect
+
+    def _candidates(self) -> decoders.Candidates:
+        spec, params = self.spec, self.params
+        first = spec.outputs[0]
+        if spec.decoder == "ssd":
+            boxes, classes, scores, count = (self._output(i) for i in range(4))
+            return decoders.decode_ssd(
+                boxes.reshape(-1, 4), classes.reshape(-1), scores.reshape(-1),
+                float(count.reshape(-1)[0]), params.thresholds,
+            )  # fmt: skip
+        raw = self._output(0)[0]
+        if spec.decoder == "yolov8":
+            rows = raw if raw.shape[0] < raw.shape[1] else np.ascontiguousarray(raw.T)
+            return decoders.decode_yolov8(rows, first.scale, first.zero_point, params.thresholds, spec.input_size)
+        rows = raw if raw.shape[0] > raw.shape[1] else np.ascontiguousarray(raw.T)
+        return decoders.decode_yolov5(rows, first.scale, first.zero_point, params.thresholds, spec.input_size)
+
+    def close(self) -> None:
+        """Drop the interpreter (and with it any delegate) now rather than at garbage collection."""
+        self._input_view = _closed
+        self.interpreter = None
+
+
+def _closed() -> npt.NDArray[Any]:
+    raise ModelError("this model bundle was closed")
+
+
+def _bbox(values: npt.NDArray[np.float32]) -> BBox:
+    return BBox(float(values[0]), float(values[1]), float(values[2]), float(values[3]))

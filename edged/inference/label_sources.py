@@ -1,0 +1,99 @@
+"""Where a model's labels come from, in order: an explicit file, the model's metadata, a sidecar file."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edged.errors import ModelError
+from edged.inference.labels import LabelFile, parse_labels, read_label_file
+from edged.inference.tflite_file import FileFacts
+
+_LABEL_SUFFIXES = (
+    "_labels.txt", "-labels.txt", ".labels.txt", "labels.txt", ".labels",
+    "_labelmap.txt", "labelmap.txt", "_label_map.pbtxt", "label_map.pbtxt", ".pbtxt",
+    "_metadata.yaml", "metadata.yaml", "dict.txt",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelSearch:
+    """The labels found (if any) and label-like files seen nearby, for a helpful hint."""
+
+    found: LabelFile | None
+    nearby: tuple[Path, ...] = ()
+
+
+def embedded_files(path: Path) -> tuple[str, ...]:
+    """Names of the files a .tflite with metadata carries as a zip appended to the flatbuffer."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return ()
+        with zipfile.ZipFile(path) as archive:
+            return tuple(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return ()
+
+
+def _from_metadata(path: Path, facts: FileFacts) -> LabelFile | None:
+    names = embedded_files(path)
+    if not names:
+        return None
+    preferred = [f for meta in facts.outputs for f in meta.associated_files if f in names]
+    preferred += [n for n in names if n.lower().endswith((".txt", ".pbtxt", ".yaml", ".yml"))]
+    for name in preferred:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                text = archive.read(name).decode("utf-8-sig")
+            return parse_labels(text, name, f"model metadata: {name} embedded in {path.name}")
+        except (KeyError, OSError, zipfile.BadZipFile, UnicodeDecodeError, ModelError):
+            continue
+    return None
+
+
+def _sidecar_prefix(name: str) -> str | None:
+    lowered = name.lower()
+    for suffix in _LABEL_SUFFIXES:
+        if lowered.endswith(suffix):
+            return lowered[: -len(suffix)].rstrip("_-.")
+    return None
+
+
+def _sidecars(path: Path) -> tuple[list[Path], list[Path]]:
+    """(files whose prefix matches the model's name, longest first; every other label-like file)."""
+    stem = path.name.lower().removesuffix(".tflite")
+    matching: list[tuple[int, Path]] = []
+    others: list[Path] = []
+    try:
+        entries = sorted(path.parent.iterdir())
+    except OSError:
+        return [], []
+    for entry in entries:
+        if not entry.is_file() or entry == path:
+            continue
+        prefix = _sidecar_prefix(entry.name)
+        if prefix is None:
+            continue
+        if stem.startswith(prefix):
+            matching.append((len(prefix), entry))
+        else:
+            others.append(entry)
+    matching.sort(key=lambda item: -item[0])
+    return [p for _, p in matching], others
+
+
+def find_labels(path: Path, explicit: Path | None, facts: FileFacts) -> LabelSearch:
+    """Labels for the model at `path`; an explicit file wins, then metadata, then a sidecar."""
+    if explicit is not None:
+        return LabelSearch(read_label_file(explicit, "file"))
+    embedded = _from_metadata(path, facts)
+    if embedded is not None:
+        return LabelSearch(embedded)
+    matching, others = _sidecars(path)
+    for candidate in matching:
+        try:
+            return LabelSearch(read_label_file(candidate, "sidecar"))
+        except ModelError:
+            continue
+    return LabelSearch(None, tuple(others))

@@ -1,0 +1,48 @@
+"""Reading one image file into a BGR array, with errors that say what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edged.errors import ImageError
+from edged.types import ImageArray
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def read_image(path: Path) -> ImageArray:
+    """The image at `path` as H×W×3 uint8 BGR (greyscale and alpha are converted)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise ImageError(f"image {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{path} is a directory, not an image") from exc
+    except OSError as exc:
+        raise ImageError(f"image {path} cannot be read: {exc.strerror or exc}") from exc
+    if data.size == 0:
+        raise ImageError(f"image {path} is empty (0 bytes)")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(
+            f"image {path} cannot be decoded: not an image, truncated, or a format OpenCV does not read "
+            f"(use JPEG, PNG, BMP, WebP or TIFF)"
+        )
+    decoded: ImageArray = np.asarray(image, dtype=np.uint8)
+    return decoded
+
+
+def write_image(path: Path, image: ImageArray) -> None:
+    """Write an image, choosing the format from the suffix; ImageError when it cannot be written."""
+    suffix = path.suffix.lower() if path.suffix.lower() in IMAGE_SUFFIXES else ".jpg"
+    ok, encoded = cv2.imencode(suffix, image)
+    if not ok:
+        raise ImageError(f"cannot encode {path} as {suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encoded.tofile(path.with_suffix(suffix) if suffix != path.suffix.lower() else path)
+    except OSError as exc:
+        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from exc
