@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from edged import __version__
-from edged.cli import infer, inspect
+from edged.cli import infer, inspect, run
 from edged.errors import EdgedError
 
 EXIT_OK = 0
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run.add_parser(commands)
     infer.add_parser(commands)
     model = commands.add_parser("model", help="inspect model files")
     model_commands = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")

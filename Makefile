@@ -1,0 +1,50 @@
+# The README's commands. `make test` and `make demo` work on a fresh clone: they create .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TF_VENV ?= .venv-tools
+PYTEST_ARGS ?=
+
+.PHONY: help venv test lint demo bench fixtures clean
+
+help:
+	@echo "make demo      run edged on a synthetic camera with the project's demo model"
+	@echo "make test      run the test suite (set EDGED_CONFORMANCE_DATA=../shared/data for the conformance tier)"
+	@echo "make lint      ruff + mypy"
+	@echo "make bench     throughput benchmarks against the naive loop (needs ../shared)"
+	@echo "make fixtures  regenerate tests/fixtures/models (installs tensorflow-cpu in $(TF_VENV))"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check edged tests tools
+	$(BIN)/ruff format --check edged tests tools
+	$(BIN)/mypy edged
+
+demo: $(STAMP)
+	$(BIN)/python tools/demo.py
+
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py
+
+$(TF_VENV)/.installed:
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/pip install --quiet --upgrade pip
+	$(TF_VENV)/bin/pip install --quiet tensorflow-cpu opencv-python-headless
+	touch $@
+
+fixtures: $(TF_VENV)/.installed $(STAMP)
+	$(TF_VENV)/bin/python tools/make_test_models.py
+
+clean:
+	rm -rf $(VENV) $(TF_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The running daemon: the only package that starts threads (capture, inference, supervisor)."""

@@ -1,0 +1,1 @@
+"""Publishers: where results, stats, state and events go (stdout JSON lines, MQTT)."""
