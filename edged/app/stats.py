@@ -25,6 +25,7 @@ class _Window:
     dropped: int = 0
     inference_ms: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
+    capture_ms: list[float] = field(default_factory=list)
 
 
 class Stats:
@@ -37,9 +38,10 @@ class Stats:
         self.totals = {"captured": 0, "inferred": 0, "dropped": 0, "source_errors": 0, "black_frames": 0}
         self.source_state = "starting"
 
-    def frame_captured(self, black: bool = False) -> None:
+    def frame_captured(self, read_ms: float, black: bool = False) -> None:
         with self._lock:
             self._window.captured += 1
+            self._window.capture_ms.append(read_ms)
             self.totals["captured"] += 1
             if black:
                 self.totals["black_frames"] += 1
@@ -83,6 +85,10 @@ class Stats:
             "inference_ms": {
                 "p50": rounded(percentile(window.inference_ms, 0.5)),
                 "p95": rounded(percentile(window.inference_ms, 0.95)),
+            },
+            "capture_ms": {
+                "p50": rounded(percentile(window.capture_ms, 0.5)),
+                "p95": rounded(percentile(window.capture_ms, 0.95)),
             },
             "latency_ms": {
                 "p50": rounded(percentile(window.latency_ms, 0.5)),

@@ -162,7 +162,9 @@ class CaptureWorker(threading.Thread):
                     self.backoff.reset()
                     self._state("streaming")
                 try:
+                    read_started = time.perf_counter()
                     frame = self.source.read()
+                    read_ms = (time.perf_counter() - read_started) * 1000.0
                 except SourceError as exc:
                     self.source.close()
                     opened = False
@@ -181,7 +183,7 @@ class CaptureWorker(threading.Thread):
                     continue
                 if self.pipeline.rotate or self.pipeline.flip != "none":
                     frame = orient(frame, self.pipeline.rotate, self.pipeline.flip)
-                self.stats.frame_captured(black=self._check(frame))
+                self.stats.frame_captured(read_ms, black=self._check(frame))
                 self._deliver(frame)
         finally:
             if self.stop_event.is_set():

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from edged import __version__
-from edged.cli import infer, inspect, run
+from edged.cli import bench, infer, inspect, run
 from edged.errors import EdgedError
 
 EXIT_OK = 0
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.add_parser(commands)
     infer.add_parser(commands)
+    bench.add_parser(commands)
     model = commands.add_parser("model", help="inspect model files")
     model_commands = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
     inspect.add_parser(model_commands)
