@@ -15,7 +15,7 @@ ImageArray = npt.NDArray[np.uint8]
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured image. `image` is H×W×3 uint8 in `color` order (OpenCV gives BGR, picamera2 RGB)."""
+    """One captured image. `image` is H×W×3 uint8 in `color` order (OpenCV and picamera2's RGB888 give BGR)."""
 
     image: ImageArray
     source_id: str

@@ -67,7 +67,7 @@ def test_classifier_with_unnamed_background_is_explained_not_silently_shifted() 
 
 def test_yolo_never_gets_an_implicit_background() -> None:
     labels = parse_labels("cat\ndog\n", "l.txt", "t")
-    with pytest.raises(ModelError, match="name 2 classes .* outputs 3 classes"):
+    with pytest.raises(ModelError, match=r"name 2 classes .* outputs 3 classes"):
         align_labels(labels, 3, "plain")
 
 

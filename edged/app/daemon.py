@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import cv2
+import numpy as np
 
 from edged import __version__
 from edged.annotate import annotate
@@ -96,7 +97,11 @@ class Daemon:
         if last is None:
             return None
         frame, prediction, _ = last
-        image = frame.image if frame.color == "bgr" else cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+        image = (
+            frame.image
+            if frame.color == "bgr"
+            else np.asarray(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR), dtype=np.uint8)
+        )
         if annotated:
             image = annotate(image, prediction.labels, prediction.objects)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import cv2
+import numpy as np
 
 from edged.app.backoff import Backoff
 from edged.app.mailbox import LatestFrameMailbox
@@ -24,6 +25,7 @@ from edged.inference.engine import ModelBundle
 from edged.publish.base import Publisher
 from edged.results import build_result
 from edged.sources.base import FrameSource
+from edged.sources.locations import classify
 from edged.types import Frame, Prediction
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,8 @@ def is_live(config: CameraConfig) -> bool:
     if config.type == "synthetic":
         return config.realtime
     if config.type == "opencv":
-        source = config.source
-        is_file = not (source.isdigit() or source.startswith("/dev/") or "://" in source)
-        return config.realtime or not is_file
+        kind, _ = classify(config.source)
+        return config.realtime or kind != "file"
     return True
 
 
@@ -51,9 +52,9 @@ def orient(frame: Frame, rotate: int, flip: str) -> Frame:
     """Rotate (clockwise) then flip a frame, for cameras mounted sideways or upside down."""
     image = frame.image
     if rotate:
-        image = cv2.rotate(image, _ROTATIONS[rotate])
+        image = np.asarray(cv2.rotate(image, _ROTATIONS[rotate]), dtype=np.uint8)
     if flip != "none":
-        image = cv2.flip(image, _FLIPS[flip])
+        image = np.asarray(cv2.flip(image, _FLIPS[flip]), dtype=np.uint8)
     return replace(frame, image=image)
 
 

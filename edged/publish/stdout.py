@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -45,11 +46,8 @@ class StdoutPublisher:
             self._write("event", event)
 
     def flush(self, timeout_s: float) -> bool:
-        with self._lock:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                pass
+        with self._lock, contextlib.suppress(BrokenPipeError):
+            self._stream.flush()
         return True
 
     def stop(self) -> None:

@@ -70,7 +70,10 @@ def test_pets_ssd_boxes_a_breed_on_the_left_dog(shared_data: Path) -> None:
 
 def test_edgetpu_model_falls_back_to_its_cpu_twin(shared_data: Path) -> None:
     done = edged(
-        "infer", "--json", shared_data / "models/mobilenet_v1_0.25_128_quant_edgetpu.tflite", shared_data / "images/cat.bmp"
+        "infer",
+        "--json",
+        shared_data / "models/mobilenet_v1_0.25_128_quant_edgetpu.tflite",
+        shared_data / "images/cat.bmp",
     )
     assert done.returncode == 0, done.stderr
     assert "falling back to the CPU version" in done.stderr

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""The project's benchmarks (not tests): each compares ratios measured in the same run, since these machines
+are shared and noisy. Figures and commands go to docs/performance.md.
+
+    python tools/bench.py overhead     # preprocess + invoke + decode vs a bare invoke(), same model/threads
+    python tools/bench.py throughput   # `edged bench` vs ../shared/bench/naive_loop.py, alternating rounds
+    python tools/bench.py freshness    # 30 fps real-time source, model slower than the camera: p99 latency
+    python tools/bench.py memory       # RSS between result 1,000 and 20,000
+    python tools/bench.py startup      # process start → first result
+    python tools/bench.py all
+
+Needs ../shared (models, video, naive loop); `--shared DIR` points elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edged.app.daemon import Daemon  # noqa: E402
+from edged.app.stats import percentile  # noqa: E402
+from edged.config.app import AppConfig  # noqa: E402
+from edged.config.model import ModelConfig  # noqa: E402
+from edged.inference.loader import load_bundle  # noqa: E402
+from edged.publish.base import AppControl  # noqa: E402
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+# ---- inference core overhead ---------------------------------------------------------------------------------
+def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
+    import cv2
+
+    cases = [
+        ("mobilenet_v2_1.0_224_quant.tflite", "cat.bmp"),
+        ("yolov8n_full_int8.tflite", "pets.jpg"),
+    ]
+    video = cv2.VideoCapture(str(shared / "video/cat_pan_1280x720.mp4"))
+    ok, frame_720p = video.read()
+    assert ok
+    for model, image in cases:
+        bundle = load_bundle(ModelConfig(path=shared / "models" / model, num_threads=threads))
+        frame = cv2.imread(str(shared / "images" / image))
+        for source_name, source in (("720p video frame", frame_720p), (image, frame)):
+            interpreter = bundle.interpreter
+            bare: list[float] = []
+            full: list[float] = []
+            for _ in range(rounds):  # alternate blocks so drift in machine load hits both sides alike
+                start = time.perf_counter()
+                for _ in range(iterations):
+                    interpreter.invoke()
+                bare.append((time.perf_counter() - start) / iterations * 1000)
+                start = time.perf_counter()
+                for _ in range(iterations):
+                    bundle.predict(source, "bgr")
+                full.append((time.perf_counter() - start) / iterations * 1000)
+            bare_ms, full_ms = statistics.median(bare), statistics.median(full)
+            emit({
+                "bench": "overhead", "model": model, "input": source_name, "threads": threads,
+                "bare_invoke_ms": round(bare_ms, 3), "predict_ms": round(full_ms, 3),
+                "overhead_pct": round((full_ms / bare_ms - 1) * 100, 1),
+                "rounds": rounds, "iterations": iterations,
+            })  # fmt: skip
+
+
+# ---- throughput vs the naive loop ----------------------------------------------------------------------------
+def throughput(shared: Path, threads: int, rounds: int, frames: int) -> None:
+    model = shared / "data/models/mobilenet_v2_1.0_224_quant.tflite"
+    video = shared / "data/video/cat_pan_1280x720.mp4"
+    naive_cmd = [sys.executable, str(shared / "bench/naive_loop.py"), "--model", str(model), "--video", str(video),
+                 "--frames", str(frames), "--threads", str(threads)]  # fmt: skip
+    edged_cmd = [sys.executable, "-m", "edged", "-q", "bench", "--model", str(model), "--source", str(video),
+                 "--frames", str(frames), "--threads", str(threads), "--json"]  # fmt: skip
+    naive: list[float] = []
+    ours: list[float] = []
+    for _ in range(rounds):
+        for cmd, sink in ((naive_cmd, naive), (edged_cmd, ours)):
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            sink.append(float(json.loads(done.stdout.strip().splitlines()[-1])["fps"]))
+    ratios = [o / n for o, n in zip(ours, naive, strict=True)]
+    emit({
+        "bench": "throughput", "model": model.name, "video": video.name, "threads": threads, "frames": frames,
+        "naive_fps": naive, "edged_fps": ours, "median_ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+    })  # fmt: skip
+
+
+# ---- freshness and memory: in-process runs of the real daemon ------------------------------------------------
+class RecordingPublisher:
+    """Encodes each result as JSON; keeps latency and inference time when `keep`; calls `on_result(count)`."""
+
+    def __init__(self, on_result: Any = None, keep: bool = True) -> None:
+        self.latency: list[float] = []
+        self.inference: list[float] = []
+        self.count = 0
+        self.keep = keep
+        self.on_result = on_result
+        self.final_stats: dict[str, Any] = {}
+
+    def start(self, control: AppControl) -> None:
+        return None
+
+    def publish_result(self, result: dict[str, Any]) -> None:
+        json.dumps(result)
+        self.count += 1
+        if self.keep:
+            self.latency.append(result["timing_ms"]["capture_to_publish"])
+            self.inference.append(result["timing_ms"]["inference"])
+        if self.on_result is not None:
+            self.on_result(self.count)
+
+    def publish_stats(self, stats: dict[str, Any]) -> None:
+        self.final_stats = stats
+
+    def publish_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        return None
+
+    def flush(self, timeout_s: float) -> bool:
+        return True
+
+    def stop(self) -> None:
+        return None
+
+
+def _config(model: Path, video: Path, threads: int, realtime: bool) -> AppConfig:
+    return AppConfig.model_validate({
+        "device_id": "bench",
+        "model": {"path": str(model), "num_threads": threads},
+        "camera": {"type": "opencv", "source": str(video), "loop": True, "realtime": realtime},
+        "pipeline": {"stats_interval_s": 3600},
+    })  # fmt: skip
+
+
+def freshness(shared: Path, threads: int, seconds: float) -> None:
+    model = shared / "models/yolov8n_full_int8.tflite"
+    video = shared / "video/cat_pan_1280x720.mp4"  # 30 fps; played at its own rate like a camera
+    publisher = RecordingPublisher()
+    daemon = Daemon(_config(model, video, threads, realtime=True), publisher=publisher)
+    threading.Timer(seconds, daemon.request_stop).start()
+    daemon.run()
+    latency = publisher.latency[5:]
+    invoke = publisher.inference[5:]
+    p99 = percentile(latency, 0.99) or 0.0
+    invoke_p50 = percentile(invoke, 0.5) or 0.0
+    stats = publisher.final_stats["totals"]
+    emit({
+        "bench": "freshness", "model": model.name, "source": f"{video.name} real-time 30 fps", "threads": threads,
+        "results": len(latency), "captured": stats["captured"], "dropped": stats["dropped"],
+        "invoke_p50_ms": round(invoke_p50, 2), "latency_p50_ms": round(percentile(latency, 0.5) or 0, 2),
+        "latency_p99_ms": round(p99, 2), "p99_over_invoke": round(p99 / invoke_p50, 2),
+    })  # fmt: skip
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory(shared: Path, threads: int, last: int) -> None:
+    model = shared / "models/mobilenet_v1_0.25_128_quant.tflite"
+    video = shared / "video/cat_pan_1280x720.mp4"
+    marks: dict[int, float] = {}
+    checkpoints = {1000, 5000, 10000, last}
+
+    def on_result(count: int) -> None:
+        if count in checkpoints:
+            marks[count] = rss_mb()
+        if count >= last:
+            daemon.request_stop()
+
+    publisher = RecordingPublisher(on_result, keep=False)  # keep nothing per result: measure the daemon
+    daemon = Daemon(_config(model, video, threads, realtime=False), publisher=publisher)
+    daemon.run()
+    emit({
+        "bench": "memory", "model": model.name, "frames": last,
+        "rss_mb": {str(k): round(v, 2) for k, v in sorted(marks.items())},
+        "growth_mb_1000_to_last": round(marks[last] - marks[1000], 2),
+    })  # fmt: skip
+
+
+# ---- start-up -------------------------------------------------------------------------------------------------
+def startup(shared: Path, threads: int, runs: int) -> None:
+    model = shared / "models/mobilenet_v2_1.0_224_quant.tflite"
+    video = shared / "video/cat_pan_1280x720.mp4"
+    times: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "edged.toml"
+        config.write_text(
+            f'[model]\npath = "{model}"\nnum_threads = {threads}\n\n'
+            f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
+        )
+        for _ in range(runs):
+            started = time.monotonic()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "edged", "-q", "run", "--config", str(config)],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            )  # fmt: skip
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            times.append(time.monotonic() - started)
+            process.terminate()
+            process.wait(timeout=30)
+            json.loads(line)
+    emit({"bench": "startup", "model": model.name, "runs": runs,
+          "first_result_s": [round(t, 3) for t in times], "median_s": round(statistics.median(times), 3)})  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["overhead", "throughput", "freshness", "memory", "startup", "all"])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--last", type=int, default=20000)
+    args = parser.parse_args()
+    data = args.shared / "data"
+    if not (data / "models").is_dir():
+        sys.exit(f"bench: {data} not found; pass --shared DIR (the folder holding data/ and bench/)")
+    np.random.seed(0)
+    chosen = ["overhead", "throughput", "freshness", "memory", "startup"] if args.which == "all" else [args.which]
+    for which in chosen:
+        if which == "overhead":
+            overhead(data, args.threads, args.rounds, iterations=200)
+        elif which == "throughput":
+            throughput(args.shared, args.threads, args.rounds, args.frames)
+        elif which == "freshness":
+            freshness(data, args.threads, args.seconds)
+        elif which == "memory":
+            memory(data, args.threads, args.last)
+        elif which == "startup":
+            startup(data, args.threads, runs=args.rounds)
+
+
+if __name__ == "__main__":
+    main()
