@@ -1,0 +1,221 @@
+"""The daemon end to end with real parts: synthetic and file sources, a live MJPEG stream that goes away and
+comes back, the stdout publisher in a real `edged run` process, signals, and bad sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+from pipeline_support import BackgroundDaemon, RecordingPublisher
+from support.mjpeg_server import MjpegServer
+
+from edged.app.daemon import Daemon
+from edged.config import parse_config
+from edged.config.app import AppConfig
+from edged.inference.model import file_sha256
+
+MODELS = Path(__file__).parent / "fixtures" / "models"
+DETECTOR = MODELS / "shapes_yolov8_int8.tflite"
+CLASSIFIER = MODELS / "shapes_classifier_quant.tflite"
+RESULT_SCHEMA = json.loads((files("edged") / "schemas" / "result.schema.json").read_text())
+
+
+def config_text(camera: str, model: Path = DETECTOR, extra: str = "") -> str:
+    return f'device_id = "test"\n[model]\npath = "{model}"\nnum_threads = 1\n\n[camera]\n{camera}\n{extra}'
+
+
+def config(camera: str, model: Path = DETECTOR, extra: str = "") -> AppConfig:
+    return parse_config(config_text(camera, model, extra))
+
+
+def edged_run(tmp_path: Path, text: str) -> subprocess.Popen[str]:
+    path = tmp_path / "edged.toml"
+    path.write_text(text)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edged", "run", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_run_prints_one_valid_result_per_frame_with_contiguous_seq(tmp_path: Path) -> None:
+    camera = 'type = "synthetic"\nwidth = 320\nheight = 240\nframes = 40\nrealtime = false'
+    process = edged_run(tmp_path, config_text(camera))
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [r["seq"] for r in results] == list(range(40))
+    assert len({r["run_id"] for r in results}) == 1
+    for result in results:
+        jsonschema.validate(result, RESULT_SCHEMA)
+    assert results[0]["model"]["sha256"] == file_sha256(DETECTOR.read_bytes())
+    assert results[0]["source"] == {"id": "camera", "frame_index": 0, "width": 320, "height": 240}
+    found = {obj["label"] for r in results for obj in r["objects"]}
+    assert found <= {"red_square", "green_circle", "blue_triangle"} and found
+
+
+def test_file_source_processes_every_frame_when_not_realtime(tmp_path: Path) -> None:
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(25):
+        writer.write(np.full((120, 160, 3), i * 10, np.uint8))
+    writer.release()
+    publisher = RecordingPublisher()
+    daemon = Daemon(config(f'type = "opencv"\nsource = "{video}"\nrealtime = false', CLASSIFIER), publisher=publisher)
+    assert daemon.run() == 0
+    assert [r["source"]["frame_index"] for r in publisher.results] == list(range(25))
+    assert publisher.source_states()[-1] == "finished"
+    assert publisher.flushed and publisher.stopped
+
+
+def test_live_stream_reconnects_by_itself() -> None:
+    camera = (
+        'type = "opencv"\nsource = "{url}"\nread_timeout_s = 5\nopen_timeout_s = 10\n'
+        "[camera.reconnect]\ninitial_s = 0.2\nmax_s = 1.0\n"
+    )
+    with MjpegServer(width=160, height=120, fps=15.0) as server:
+        publisher = RecordingPublisher()
+        with BackgroundDaemon(config(camera.format(url=server.url), CLASSIFIER), publisher) as running:
+            assert publisher.wait_for(lambda: len(publisher.results) >= 5), "no results from the stream"
+            server.stop()
+            assert publisher.wait_for(lambda: "reconnecting" in publisher.source_states()), publisher.events
+            time.sleep(1.5)  # let a few reconnect attempts fail against the closed port
+            before = len(publisher.results)
+            server.restart()
+            assert publisher.wait_for(lambda: len(publisher.results) >= before + 5), "did not resume"
+            exit_code = running.stop()
+    assert exit_code == 0
+    assert publisher.source_states()[:3] == ["streaming", "reconnecting", "streaming"]
+    seqs = [r["seq"] for r in publisher.results]
+    assert seqs == list(range(len(seqs)))
+
+
+def test_sigterm_stops_cleanly_and_exits_zero(tmp_path: Path) -> None:
+    camera = 'type = "synthetic"\nwidth = 160\nheight = 120\nfps = 20'
+    process = edged_run(tmp_path, config_text(camera, CLASSIFIER))
+    assert process.stdout is not None
+    first = json.loads(process.stdout.readline())
+    assert first["seq"] == 0
+    process.send_signal(signal.SIGTERM)
+    rest, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    seqs = [0] + [json.loads(line)["seq"] for line in rest.splitlines()]
+    assert seqs == list(range(len(seqs)))
+    assert "SIGTERM received: stopping" in err
+
+
+def test_second_signal_forces_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edged.cli import run as run_command
+
+    class Stoppable:
+        stops = 0
+
+        def request_stop(self) -> None:
+            self.stops += 1
+
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    handlers: dict[int, Any] = {}
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: handlers.__setitem__(signum, handler))
+    target = Stoppable()
+    run_command.install_signal_handlers(target)  # type: ignore[arg-type]
+    handlers[signal.SIGTERM](signal.SIGTERM, None)
+    assert target.stops == 1 and exits == []
+    handlers[signal.SIGINT](signal.SIGINT, None)
+    assert exits == [130]
+
+
+@pytest.mark.parametrize(
+    ("camera", "expected"),
+    [
+        ('type = "opencv"\nsource = "rtsp://user:secret@127.0.0.1:1/stream"\nopen_timeout_s = 2', "rtsp://user:***@"),
+        ('type = "opencv"\nsource = "/dev/video9"', "/dev/video9 does not exist"),
+        ('type = "images"\npath = "/nonexistent/folder"', "/nonexistent/folder"),
+    ],
+)
+def test_bad_sources_retry_as_configured_then_fail_with_a_message(camera: str, expected: str) -> None:
+    publisher = RecordingPublisher()
+    text = camera + "\n[camera.reconnect]\ninitial_s = 0.05\nmax_s = 0.1\nmax_attempts = 3\n"
+    exit_code = Daemon(config(text, CLASSIFIER), publisher=publisher).run()
+    assert exit_code == 1
+    assert publisher.source_states()[-1] == "failed"
+    failures = [
+        e for e in publisher.events if e["event"] == "source_state" and e["state"] in ("reconnecting", "failed")
+    ]
+    assert len(failures) >= 2
+    assert expected in failures[-1]["detail"]
+    assert "secret" not in json.dumps(publisher.events)
+
+
+def test_corrupt_video_is_a_clear_error(tmp_path: Path) -> None:
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(os.urandom(4096))
+    publisher = RecordingPublisher()
+    text = f'type = "opencv"\nsource = "{video}"\n[camera.reconnect]\ninitial_s = 0.05\nmax_attempts = 1\n'
+    assert Daemon(config(text, CLASSIFIER), publisher=publisher).run() == 1
+    failed = [e for e in publisher.events if e["event"] == "source_state" and e["state"] == "failed"]
+    assert "not a video" in failed[0]["detail"]
+
+
+def _write_images(folder: Path, sizes: list[tuple[int, int]], value: int = 128) -> None:
+    folder.mkdir(exist_ok=True)
+    for i, (w, h) in enumerate(sizes):
+        cv2.imwrite(str(folder / f"img_{i:03d}.png"), np.full((h, w, 3), value, np.uint8))
+
+
+def test_folder_with_junk_and_changing_frame_sizes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "inbox"
+    _write_images(folder, [(64, 48), (64, 48), (200, 100), (50, 90)])
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "img_999.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    publisher = RecordingPublisher()
+    with caplog.at_level("INFO"):
+        assert Daemon(config(f'type = "images"\npath = "{folder}"', CLASSIFIER), publisher=publisher).run() == 0
+    assert [(r["source"]["width"], r["source"]["height"]) for r in publisher.results] == [
+        (64, 48), (64, 48), (200, 100), (50, 90)
+    ]  # fmt: skip
+    assert "notes.txt" in caplog.text and "img_999.jpg" in caplog.text
+    assert "frame size changed from 64x48 to 200x100" in caplog.text
+
+
+def test_black_frames_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "dark"
+    _write_images(folder, [(32, 32)] * 35, value=0)
+    publisher = RecordingPublisher()
+    with caplog.at_level("WARNING"):
+        assert Daemon(config(f'type = "images"\npath = "{folder}"', CLASSIFIER), publisher=publisher).run() == 0
+    assert "black frames" in caplog.text
+    assert any(e["event"] == "black_frames" for e in publisher.events)
+    assert publisher.stats[-1]["totals"]["black_frames"] == 35
+
+
+def test_pause_and_resume_and_snapshot() -> None:
+    publisher = RecordingPublisher()
+    camera = 'type = "synthetic"\nwidth = 160\nheight = 120\nfps = 30'
+    with BackgroundDaemon(config(camera, DETECTOR), publisher) as running:
+        assert publisher.wait_for(lambda: len(publisher.results) >= 3)
+        daemon = running.daemon
+        jpeg = daemon.snapshot_jpeg(annotated=True)
+        assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
+        daemon.pause()
+        time.sleep(1.0)  # the frame in flight when pausing may still complete
+        paused_at = len(publisher.results)
+        time.sleep(0.5)
+        assert len(publisher.results) == paused_at
+        daemon.resume()
+        assert publisher.wait_for(lambda: len(publisher.results) > paused_at + 2)
+        state = daemon.state()
+        assert state["model"]["name"] == "shapes_yolov8_int8" and state["source"]["state"] == "streaming"
+    assert [e["event"] for e in publisher.events].count("paused") == 1
