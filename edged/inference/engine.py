@@ -81,11 +81,16 @@ class ModelBundle:
         self._input_view: Callable[[], npt.NDArray[Any]] = interpreter.tensor(spec.input.index)
         self._table = value_table(spec.normalization, spec.input.dtype, spec.input.scale, spec.input.zero_point)
         self._plan: InputPlan | None = None
+        self._state: list[tuple[int, int, npt.NDArray[Any]]] = []
+        self.reset_state()
+        self._decode = self._decoder()
+
+    def reset_state(self) -> None:
+        """Zero the recurrent state of a tracker model (a fresh sequence starts at the next frame)."""
         self._state = [
             (inp.index, out.index, np.full(inp.shape, inp.zero_point, np.dtype(inp.dtype)))
-            for inp, out in spec.state_pairs
+            for inp, out in self.spec.state_pairs
         ]
-        self._decode = self._decoder()
 
     def _plan_for(self, image: ImageArray, color: ColorOrder) -> InputPlan:
         key = (image.shape[1], image.shape[0], color)

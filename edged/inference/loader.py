@@ -166,5 +166,6 @@ def warm_up(bundle: ModelBundle) -> None:
     width, height = bundle.spec.input_size
     try:
         bundle.predict(np.full((height, width, 3), 128, np.uint8), "rgb")
+        bundle.reset_state()
     except (RuntimeError, ValueError) as exc:
         raise ModelError(f"{bundle.info.source}: the model fails on a test image: {exc}") from exc

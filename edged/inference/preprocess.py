@@ -153,10 +153,13 @@ class InputPlan:
         self.size = (new_w, new_h)
         left, top = (input_width - new_w) // 2, (input_height - new_h) // 2
         self.paste = (slice(top, top + new_h), slice(left, left + new_w))
-        self.letterboxed = (new_w, new_h) != (input_width, input_height)
-        self.pad_bands = _bands(input_width, input_height, self.paste)
         pad = np.full((1, 1, 3), LETTERBOX_PAD_VALUE, np.uint8)
-        self.pad_value = pad if table is None else cv2.LUT(pad, table)
+        pad_value = pad if table is None else cv2.LUT(pad, table)
+        # the padding, prebuilt: copying a block is ~30× faster than broadcasting a pixel into it
+        self.pad_fills = [
+            (band, np.ascontiguousarray(np.broadcast_to(pad_value, _shape(band))))
+            for band in _bands(input_width, input_height, self.paste)
+        ]
         # resize goes straight into the tensor when no value mapping follows; otherwise via this buffer
         self.resized: ImageArray | None = None if table is None else np.empty((new_h, new_w, 3), np.uint8)
         roi_w, roi_h = crop_w / frame_width, crop_h / frame_height
@@ -180,8 +183,13 @@ class InputPlan:
             cv2.cvtColor(target, cv2.COLOR_BGR2RGB, dst=target)
         if self.table is not None:
             cv2.LUT(target, self.table, dst=region)
-        for band in self.pad_bands:
-            out[band] = self.pad_value
+        for band, fill in self.pad_fills:
+            np.copyto(out[band], fill)
+
+
+def _shape(band: tuple[slice, slice]) -> tuple[int, int, int]:
+    rows, cols = band
+    return (int(rows.stop) - int(rows.start), int(cols.stop) - int(cols.start), 3)
 
 
 def _bands(width: int, height: int, paste: tuple[slice, slice]) -> list[tuple[slice, slice]]:
