@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +24,11 @@ class Frame:
     captured_at: float  # time.time() at capture, seconds since the epoch
     captured_mono: float  # time.monotonic() at capture, for latency measurements
     color: ColorOrder = "bgr"
+
+    @staticmethod
+    def now(image: ImageArray, source_id: str, index: int, color: ColorOrder = "bgr") -> Frame:
+        """A frame captured at this moment (both clocks read now)."""
+        return Frame(image, source_id, index, time.time(), time.monotonic(), color)
 
     @property
     def width(self) -> int:

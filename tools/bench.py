@@ -36,7 +36,7 @@ from edged.app.stats import percentile  # noqa: E402
 from edged.config.app import AppConfig  # noqa: E402
 from edged.config.model import ModelConfig  # noqa: E402
 from edged.inference.loader import load_bundle  # noqa: E402
-from edged.publish.base import AppControl  # noqa: E402
+from edged.publish.null import NullPublisher  # noqa: E402
 
 
 def emit(record: dict[str, Any]) -> None:
@@ -102,7 +102,7 @@ def throughput(shared: Path, threads: int, rounds: int, frames: int) -> None:
 
 
 # ---- freshness and memory: in-process runs of the real daemon ------------------------------------------------
-class RecordingPublisher:
+class RecordingPublisher(NullPublisher):
     """Encodes each result as JSON; keeps latency and inference time when `keep`; calls `on_result(count)`."""
 
     def __init__(self, on_result: Any = None, keep: bool = True) -> None:
@@ -112,9 +112,6 @@ class RecordingPublisher:
         self.keep = keep
         self.on_result = on_result
         self.final_stats: dict[str, Any] = {}
-
-    def start(self, control: AppControl) -> None:
-        return None
 
     def publish_result(self, result: dict[str, Any]) -> None:
         json.dumps(result)
@@ -127,18 +124,6 @@ class RecordingPublisher:
 
     def publish_stats(self, stats: dict[str, Any]) -> None:
         self.final_stats = stats
-
-    def publish_state(self, state: dict[str, Any]) -> None:
-        return None
-
-    def publish_event(self, event: dict[str, Any]) -> None:
-        return None
-
-    def flush(self, timeout_s: float) -> bool:
-        return True
-
-    def stop(self) -> None:
-        return None
 
 
 def _config(model: Path, video: Path, threads: int, realtime: bool) -> AppConfig:

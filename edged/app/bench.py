@@ -15,13 +15,13 @@ from typing import Any
 from edged.app.daemon import Daemon
 from edged.app.stats import percentile
 from edged.config.app import AppConfig
-from edged.publish.base import AppControl
+from edged.publish.null import NullPublisher
 
 WARMUP_RESULTS = 10  # the first results pay one-off costs (caches, page faults); fps is measured after them
 
 
 @dataclass
-class BenchPublisher:
+class BenchPublisher(NullPublisher):
     """Encodes each result as JSON, records stage timings, and stops the daemon after `frames` results."""
 
     frames: int
@@ -32,9 +32,6 @@ class BenchPublisher:
     last_at: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
     final_stats: dict[str, Any] = field(default_factory=dict)
-
-    def start(self, control: AppControl) -> None:
-        return None
 
     def publish_result(self, result: dict[str, Any]) -> None:
         started = time.perf_counter()
@@ -55,18 +52,6 @@ class BenchPublisher:
 
     def publish_stats(self, stats: dict[str, Any]) -> None:
         self.final_stats = stats  # the daemon's last stats cover the whole run (the interval is longer)
-
-    def publish_state(self, state: dict[str, Any]) -> None:
-        return None
-
-    def publish_event(self, event: dict[str, Any]) -> None:
-        return None
-
-    def flush(self, timeout_s: float) -> bool:
-        return True
-
-    def stop(self) -> None:
-        return None
 
 
 def run_bench(config: AppConfig, frames: int) -> dict[str, Any]:

@@ -129,14 +129,7 @@ class OpenCvSource:
             raise SourceError(f"{self.describe()} returned an empty frame")
         self._index += 1
         self._read_since_open += 1
-        return Frame(
-            image=_as_bgr(image),
-            source_id=self.id,
-            index=self._index - 1,
-            captured_at=time.time(),
-            captured_mono=time.monotonic(),
-            color="bgr",
-        )
+        return Frame.now(_as_bgr(image), self.id, self._index - 1, "bgr")
 
     def close(self) -> None:
         capture, self._capture = self._capture, None

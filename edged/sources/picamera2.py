@@ -10,7 +10,6 @@ therefore tagged color="bgr". (#1325 reports the opposite for the IMX500 AI came
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import numpy as np
@@ -97,14 +96,7 @@ class Picamera2Source:
             raise SourceError(f"camera {self._config.camera_num} returned a {array.shape} array, not RGB888")
         image: ImageArray = np.ascontiguousarray(array[:, :, :3], dtype=np.uint8)
         self._index += 1
-        return Frame(
-            image=image,
-            source_id=self.id,
-            index=self._index - 1,
-            captured_at=time.time(),
-            captured_mono=time.monotonic(),
-            color="bgr",
-        )
+        return Frame.now(image, self.id, self._index - 1, "bgr")
 
     def close(self) -> None:
         camera, self._camera = self._camera, None

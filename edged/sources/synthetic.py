@@ -94,14 +94,7 @@ class SyntheticSource:
             draw_shape(image, shape)
         self.ground_truth = list(self._shapes)
         self._index += 1
-        return Frame(
-            image=image,
-            source_id=self.id,
-            index=self._index - 1,
-            captured_at=time.time(),
-            captured_mono=time.monotonic(),
-            color="bgr",
-        )
+        return Frame.now(image, self.id, self._index - 1, "bgr")
 
     def close(self) -> None:
         self._is_open = False
