@@ -49,7 +49,11 @@ class AppConfig(Strict):
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Relative file paths in the config are relative to the config file, not to the working directory."""
-    for table, keys in (("model", ("path", "labels", "cpu_model")), ("camera", ("path",))):
+    for table, keys in (
+        ("model", ("path", "labels", "cpu_model")),
+        ("camera", ("path",)),
+        ("publisher", ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file")),
+    ):
         section = data.get(table)
         if isinstance(section, dict):
             for key in keys:
@@ -75,7 +79,7 @@ def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
                 best = number
             continue
         key = key_re.match(line)
-        if key and current + [key.group(1).strip("\"'")] == keys[: len(current) + 1]:
+        if key and [*current, key.group(1).strip("\"'")] == keys[: len(current) + 1]:
             if len(current) + 1 == len(keys):
                 return number
             best = best or number

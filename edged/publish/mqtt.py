@@ -1,0 +1,320 @@
+"""The MQTT publisher: results, availability, state, stats, events, snapshots, Home Assistant discovery, commands.
+
+Threads: paho's network thread (callbacks), our sender (outbox → paho, see mqtt_sender), and a job thread for
+commands, snapshots and discovery. The pipeline's threads only serialize and append to the bounded outbox, so
+`publish_result` never waits for the network. Topics and payloads are documented in docs/mqtt.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edged import __version__
+from edged.config.publish import MqttPublisherConfig
+from edged.publish.base import AppControl
+from edged.publish.mqtt_commands import JobThread
+from edged.publish.mqtt_connection import (
+    build_client,
+    client_id_of,
+    describe_connect_error,
+    describe_early_close,
+    describe_refusal,
+    read_password,
+)
+from edged.publish.mqtt_discovery import discovery_messages, tracked_label_topics
+from edged.publish.mqtt_modes import LabelTracker, ModeFilter
+from edged.publish.mqtt_outbox import Outbox
+from edged.publish.mqtt_remote import Remote
+from edged.publish.mqtt_sender import Sender
+from edged.publish.mqtt_topics import OFFLINE, ONLINE, Topics
+from edged.results import utc_iso
+
+log = logging.getLogger(__name__)
+
+#: Least time between two "buffer full" warnings in the log (the drops are counted in between).
+_DROP_LOG_INTERVAL_S = 30.0
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+
+class MqttPublisher:
+    def __init__(
+        self, config: MqttPublisherConfig, device_id: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config
+        self.device_id = device_id
+        self.topics = Topics.from_config(config, device_id)
+        self._clock = clock
+        self._filter = ModeFilter(config)
+        self._labels = LabelTracker(config.labels) if tracked_label_topics(config) else None
+        self._outbox = Outbox(config.buffer_max_messages, config.buffer_max_age_s)
+        self._jobs = JobThread("edged-mqtt-jobs")
+        self._client: mqtt.Client | None = None
+        self._sender: Sender | None = None
+        self._control: AppControl | None = None
+        self._remote: Remote | None = None
+        self._status_topic = f"{config.discovery_prefix}/status"
+        self._where = f"{config.host}:{config.effective_port}"
+        # connection bookkeeping, written by paho's thread, read for stats and logs
+        self._online = False
+        self._stopping = False
+        self._connects = 0
+        self._failures = 0
+        self._last_failure: str | None = None
+        self._refused = False
+        self._paho_error: str | None = None
+        self._offline_since: float | None = None
+        self._skipped = 0
+        self._drop_logged_at = -_DROP_LOG_INTERVAL_S
+
+    def __repr__(self) -> str:
+        return f"MqttPublisher({self._where}, prefix={self.topics.prefix!r})"
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self, control: AppControl) -> None:
+        """Connect in the background (the daemon runs, buffering, while the broker is away)."""
+        config = self.config
+        self._control = control
+        client = build_client(config, self.device_id, self.topics.availability, read_password(config),
+                              config.max_inflight)  # fmt: skip
+        self._client = client
+        self._sender = Sender(client, self._outbox, config.max_inflight, self._clock)
+        self._remote = Remote(config, self.topics, self._sender, self._jobs, control, self._publish_state_now,
+                              self._clock)  # fmt: skip
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_log = self._on_log  # only while not connected: it would format every paho debug line
+        if config.snapshot_interval_s > 0:
+            self._jobs.every(config.snapshot_interval_s, self._remote.periodic_snapshot)
+        self._jobs.start()
+        self._sender.start()
+        self._offline_since = self._clock()
+        log.info(
+            "MQTT: connecting to %s as %s (MQTT %s%s); topics under %s/", self._where,
+            client_id_of(config, self.device_id), config.protocol, ", TLS" if config.uses_tls else "",
+            self.topics.prefix,
+        )  # fmt: skip
+        client.connect_async(config.host, config.effective_port, config.keepalive_s)
+        client.loop_start()
+
+    def flush(self, timeout_s: float) -> bool:
+        return self._sender.flush(timeout_s) if self._sender else True
+
+    def stop(self) -> None:
+        """Say `offline` (retained) so subscribers know this was a clean stop, then disconnect."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._jobs.stop()
+        sender, client = self._sender, self._client
+        if sender is None or client is None:
+            return
+        if sender.is_connected:
+            sender.send_now(self.topics.availability, OFFLINE.encode(), qos=1, retain=True)
+            sender.wait_delivered(2.0)
+        sender.stop()
+        client.disconnect()
+        client.loop_stop()
+        queued, in_flight = sender.pending()
+        if queued or in_flight:
+            log.warning("MQTT: %d message(s) were not delivered before the stop (broker unreachable)",
+                        queued + in_flight)  # fmt: skip
+
+    # ---- the Publisher protocol ------------------------------------------------------------------------------
+    def publish_result(self, result: dict[str, Any]) -> None:
+        sender = self._sender
+        assert sender is not None, "start() first"
+        if self._labels is not None:
+            for label, text in self._labels.changes(result):
+                sender.put(self.topics.label(label), text.encode(), qos=1, retain=True)
+        if not self._filter.accept(result, self._clock()):
+            self._skipped += 1
+            return
+        if sender.put_result(self.topics.results, _json(result), self.config.qos):
+            self._log_overflow()
+
+    def publish_stats(self, stats: dict[str, Any]) -> None:
+        if self._sender is None:
+            return
+        self._sender.put(self.topics.stats, _json({**stats, "mqtt": self.mqtt_stats()}), qos=1, coalesce=True)
+        if self._control is not None:
+            self._publish_state_now()
+        if self._sender.is_connected:
+            self._report_drops()
+
+    def publish_state(self, state: dict[str, Any]) -> None:
+        if self._sender is not None:
+            self._sender.put(self.topics.state, _json(state), qos=1, retain=True)
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        if self._sender is not None:
+            self._sender.put(self.topics.events, _json(event), qos=1)
+
+    def mqtt_stats(self) -> dict[str, Any]:
+        """The publisher's own figures, added to every stats message as `mqtt`."""
+        sender = self._sender
+        if sender is None:
+            return {}
+        queued, in_flight = sender.pending()
+        drops = sender.drops()
+        return {
+            "connected": sender.is_connected,
+            "connects": self._connects,
+            "buffered": sender.buffered_results(),
+            "queued": queued,
+            "in_flight": in_flight,
+            "delivered": sender.counters.delivered,
+            "skipped_by_mode": self._skipped,
+            "dropped_overflow": drops.overflow,
+            "dropped_expired": drops.expired,
+            "dropped_other": drops.other,
+        }
+
+    # ---- paho callbacks (network thread; no lock of ours is held while paho runs them or while we call paho) --
+    def _on_connect(
+        self, client: mqtt.Client, _: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, props: Properties | None
+    ) -> None:
+        assert self._sender is not None
+        if reason.is_failure:
+            self._refused = True
+            self._connect_failed(describe_refusal(reason, self.config))
+            return
+        self._refused = False
+        self._online = True
+        client.on_log = None
+        self._paho_error = None
+        self._connects += 1
+        outage = None if self._offline_since is None or self._connects == 1 else self._clock() - self._offline_since
+        self._offline_since = None
+        self._failures, self._last_failure = 0, None
+        self._sender.send_now(self.topics.availability, ONLINE.encode(), qos=1, retain=True)
+        subscriptions = [(self.topics.command_filter, 1)]
+        if self.config.homeassistant:
+            subscriptions.append((self._status_topic, 1))
+        client.subscribe(subscriptions)
+        self._sender.connected()
+        if outage is None:
+            log.info("MQTT: connected to %s", self._where)
+        else:
+            log.info("MQTT: reconnected to %s after %.1f s offline; sending %d buffered result(s) in order",
+                     self._where, outage, self._sender.buffered_results())  # fmt: skip
+        self._jobs.submit(self._after_connect)
+
+    def _on_connect_fail(self, client: mqtt.Client, _: Any) -> None:
+        # paho calls this inside its `except OSError:` block, so the exception being handled is the cause.
+        self._connect_failed(describe_connect_error(sys.exc_info()[1], self.config))
+
+    def _on_disconnect(
+        self, client: mqtt.Client, _: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode, props: Properties | None
+    ) -> None:
+        assert self._sender is not None
+        self._sender.disconnected()
+        was_online, self._online = self._online, False
+        if self._stopping:
+            return
+        if was_online:
+            self._offline_since = self._clock()
+            why = "" if str(reason) == "Unspecified error" else f" ({reason})"
+            log.warning(
+                "MQTT: connection to %s lost%s; results wait in the buffer (up to %d, for up to %g s) while "
+                "reconnecting", self._where, why, self.config.buffer_max_messages, self.config.buffer_max_age_s,
+            )  # fmt: skip
+        elif not self._refused:
+            self._connect_failed(describe_early_close(self._paho_error, self.config))
+        client.on_log = self._on_log
+        self._paho_error = None
+        self._refused = False
+
+    def _on_log(self, client: mqtt.Client, _: Any, level: int, line: str) -> None:
+        """Keeps paho's last error line: the only place a TLS alert after the handshake is reported."""
+        if level == mqtt.MQTT_LOG_ERR:
+            self._paho_error = line.removeprefix("failed to receive on socket: ")
+
+    def _on_publish(self, client: mqtt.Client, _: Any, mid: int, reason: ReasonCode, props: Properties) -> None:
+        assert self._sender is not None
+        message = self._sender.acknowledged(mid)
+        if reason.is_failure and message is not None:
+            log.warning("MQTT: the broker refused a message on %s: %s", message.topic, reason)
+
+    def _on_message(self, client: mqtt.Client, _: Any, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic
+        if topic == self._status_topic:
+            if message.payload.strip() == ONLINE.encode():
+                log.info("MQTT: Home Assistant came online; publishing discovery again")
+                self._jobs.submit(self._publish_discovery)
+            return
+        name = self.topics.command_name(topic)
+        if name is not None and self._remote is not None:
+            self._remote.on_command(name, message)
+
+    def _connect_failed(self, message: str) -> None:
+        self._failures += 1
+        if message != self._last_failure:
+            log.error("MQTT: %s; retrying with backoff (%d–%d s)", message, self.config.reconnect_min_s,
+                      self.config.reconnect_max_s)  # fmt: skip
+        else:
+            log.warning("MQTT: connection attempt %d failed: %s", self._failures, message)
+        self._last_failure = message
+
+    # ---- jobs (job thread) -----------------------------------------------------------------------------------
+    def _after_connect(self) -> None:
+        assert self._sender is not None
+        self._publish_state_now()
+        if self.config.homeassistant:
+            self._publish_discovery()
+        if self._labels is not None:
+            for label, text in self._labels.current():
+                self._sender.put(self.topics.label(label), text.encode(), qos=1, retain=True)
+        self._report_drops()
+
+    def _publish_state_now(self) -> None:
+        if self._control is not None:
+            self.publish_state(self._control.state())
+
+    def _publish_discovery(self) -> None:
+        assert self._sender is not None and self._control is not None
+        state = self._control.state()
+        model = state.get("model") or {}
+        messages = discovery_messages(
+            self.config, self.topics, self.device_id, __version__, state.get("task"), model.get("name")
+        )
+        for topic, payload in messages:
+            self._sender.put(topic, _json(payload), qos=1, retain=True)
+
+    # ---- drops ---------------------------------------------------------------------------------------------------
+    def _log_overflow(self) -> None:
+        now = self._clock()
+        if now - self._drop_logged_at < _DROP_LOG_INTERVAL_S:
+            return
+        self._drop_logged_at = now
+        assert self._sender is not None
+        log.warning("MQTT: buffer full (%d results) while %s is unreachable: dropping the oldest (%d so far)",
+                    self.config.buffer_max_messages, self._where, self._sender.drops().overflow)  # fmt: skip
+
+    def _report_drops(self) -> None:
+        """One `results_dropped` event (and log line) for the drops since the last report."""
+        assert self._sender is not None
+        counts = self._sender.take_unreported_drops()
+        if not counts.total():
+            return
+        log.warning("MQTT: dropped %d result(s) for buffer overflow and %d expired after %g s; %d other message(s)",
+                    counts.overflow, counts.expired, self.config.buffer_max_age_s, counts.other)  # fmt: skip
+        self.publish_event({
+            "event": "results_dropped", "at": utc_iso(time.time()), "overflow": counts.overflow,
+            "expired": counts.expired, "other": counts.other, "buffer_max_messages": self.config.buffer_max_messages,
+            "buffer_max_age_s": self.config.buffer_max_age_s,
+        })  # fmt: skip

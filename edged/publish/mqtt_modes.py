@@ -1,0 +1,97 @@
+"""Which results are published (every / on_change / interval), and the per-label values for labels/<label>.
+
+Pure logic over result dicts and a clock passed in, so tests drive time without sleeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edged.config.publish import MqttPublisherConfig
+
+Signature = tuple[str, ...]
+
+
+def signature(result: dict[str, Any]) -> Signature:
+    """What on_change compares: the top label (classification) or the set of object labels (detection)."""
+    if result.get("task") == "detection":
+        return tuple(sorted({obj["label"] for obj in result.get("objects", ())}))
+    labels = result.get("labels") or ()
+    return (labels[0]["label"],) if labels else ()
+
+
+class ModeFilter:
+    """Decides, result by result, whether it goes to <prefix>/results."""
+
+    def __init__(self, config: MqttPublisherConfig) -> None:
+        self.mode = config.mode
+        self.min_interval_s = config.min_interval_s
+        self.heartbeat_s = config.heartbeat_s
+        self.interval_s = config.interval_s
+        self._last_at: float | None = None
+        self._last_signature: Signature | None = None
+
+    def accept(self, result: dict[str, Any], now: float) -> bool:
+        if self.mode == "every":
+            return True
+        last = self._last_at
+        if self.mode == "interval":
+            publish = last is None or now - last >= self.interval_s
+        else:
+            current = signature(result)
+            if last is None:
+                publish = True
+            else:
+                elapsed = now - last
+                changed = current != self._last_signature
+                publish = (changed and elapsed >= self.min_interval_s) or (
+                    self.heartbeat_s > 0 and elapsed >= self.heartbeat_s
+                )
+            if publish:
+                self._last_signature = current
+        if publish:
+            self._last_at = now
+        return publish
+
+
+def label_values(result: dict[str, Any]) -> dict[str, float]:
+    """Detection: how many objects of each label; classification: each reported label's score."""
+    values: dict[str, float] = {}
+    if result.get("task") == "detection":
+        for obj in result.get("objects", ()):
+            values[obj["label"]] = values.get(obj["label"], 0) + 1
+    else:
+        for label in result.get("labels", ()):
+            values.setdefault(label["label"], round(float(label["score"]), 2))
+    return values
+
+
+def format_value(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+
+
+class LabelTracker:
+    """The last value published on each labels/<label> topic; yields only the ones that changed.
+
+    With configured labels only those are tracked (a label that is absent reads 0); with none configured,
+    every label seen is tracked, and goes back to 0 when it disappears.
+    """
+
+    def __init__(self, labels: list[str]) -> None:
+        self._fixed = tuple(labels)
+        self._last: dict[str, str] = {}
+
+    def changes(self, result: dict[str, Any]) -> list[tuple[str, str]]:
+        values = label_values(result)
+        names = self._fixed or tuple(dict.fromkeys([*self._last, *values]))
+        changed = []
+        for name in names:
+            text = format_value(values.get(name, 0))
+            if self._last.get(name) != text:
+                self._last[name] = text
+                changed.append((name, text))
+        return changed
+
+    def current(self) -> list[tuple[str, str]]:
+        """Every tracked value, to re-publish after a reconnect."""
+        return list(self._last.items())
