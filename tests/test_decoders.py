@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edged.inference import decoders
 
@@ -106,3 +107,23 @@ def test_everything_excluded_returns_empty() -> None:
 def test_quantized_floor() -> None:
     assert decoders.quantized_floor(0.5, 1 / 255, -128, np.int8) == 0  # 0.5*255 - 128 = -0.5 → ceil 0
     assert decoders.quantized_floor(2.0, 1 / 255, -128, np.int8) == 127  # saturates
+
+
+def test_top_raw_classes_matches_the_dequantized_path() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.integers(0, 256, size=1001).astype(np.uint8)
+    thresholds = np.full(1001, 0.3, np.float32)
+    scale, zero = 1 / 256, 0
+    expected = decoders.top_classes(decoders.dequantize(raw, scale, zero), thresholds, 5)
+    got = decoders.top_raw_classes(raw, scale, zero, thresholds, 5)
+    assert [round(s, 6) for _, s in got] == [round(s, 6) for _, s in expected]
+    assert all(abs(score - raw[index] * scale) < 1e-9 for index, score in got)
+
+
+def test_top_raw_classes_float_and_small_outputs() -> None:
+    scores = np.array([0.2, 0.7, 0.1], np.float32)
+    assert decoders.top_raw_classes(scores, 0.0, 0, np.zeros(3, np.float32), 5) == [
+        (1, pytest.approx(0.7)),
+        (0, pytest.approx(0.2)),
+        (2, pytest.approx(0.1)),
+    ]

@@ -45,6 +45,8 @@ def emit(record: dict[str, Any]) -> None:
 
 # ---- inference core overhead ---------------------------------------------------------------------------------
 def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
+    """Alternate short blocks of bare invoke() and full predict() (many rounds, so load drift hits both alike);
+    report the median of the per-round ratios, and the split of predict()'s own time."""
     import cv2
 
     cases = [
@@ -59,22 +61,28 @@ def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
         frame = cv2.imread(str(shared / "images" / image))
         for source_name, source in (("720p video frame", frame_720p), (image, frame)):
             interpreter = bundle.interpreter
+            ratios: list[float] = []
             bare: list[float] = []
-            full: list[float] = []
-            for _ in range(rounds):  # alternate blocks so drift in machine load hits both sides alike
+            stages: dict[str, list[float]] = {"preprocess": [], "inference": [], "decode": []}
+            for _ in range(rounds):
                 start = time.perf_counter()
                 for _ in range(iterations):
                     interpreter.invoke()
-                bare.append((time.perf_counter() - start) / iterations * 1000)
+                bare_ms = (time.perf_counter() - start) / iterations * 1000
                 start = time.perf_counter()
                 for _ in range(iterations):
-                    bundle.predict(source, "bgr")
-                full.append((time.perf_counter() - start) / iterations * 1000)
-            bare_ms, full_ms = statistics.median(bare), statistics.median(full)
+                    timing = bundle.predict(source, "bgr").timing_ms
+                    for stage, values in stages.items():
+                        values.append(timing[stage])
+                full_ms = (time.perf_counter() - start) / iterations * 1000
+                bare.append(bare_ms)
+                ratios.append(full_ms / bare_ms)
+            split = {stage: round(statistics.median(values), 3) for stage, values in stages.items()}
             emit({
                 "bench": "overhead", "model": model, "input": source_name, "threads": threads,
-                "bare_invoke_ms": round(bare_ms, 3), "predict_ms": round(full_ms, 3),
-                "overhead_pct": round((full_ms / bare_ms - 1) * 100, 1),
+                "bare_invoke_ms": round(statistics.median(bare), 3),
+                "overhead_pct": round((statistics.median(ratios) - 1) * 100, 1),
+                "predict_split_ms": split,
                 "rounds": rounds, "iterations": iterations,
             })  # fmt: skip
 
@@ -227,7 +235,7 @@ def main() -> None:
     chosen = ["overhead", "throughput", "freshness", "memory", "startup"] if args.which == "all" else [args.which]
     for which in chosen:
         if which == "overhead":
-            overhead(data, args.threads, args.rounds, iterations=200)
+            overhead(data, args.threads, max(args.rounds, 20), iterations=50)
         elif which == "throughput":
             throughput(args.shared, args.threads, args.rounds, args.frames)
         elif which == "freshness":

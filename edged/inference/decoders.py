@@ -63,6 +63,21 @@ def top_classes(scores: FloatArray, thresholds: FloatArray, top_k: int) -> list[
     return [(int(i), float(scores[i])) for i in order]
 
 
+def top_raw_classes(
+    raw: npt.NDArray[Any], scale: float, zero_point: int, thresholds: FloatArray, top_k: int
+) -> list[tuple[int, float]]:
+    """`top_classes` ranked on the raw output: dequantization is monotonic, so only the best `top_k` are
+    converted. Needs every threshold finite (an excluded class could take a top-k place)."""
+    best = np.argpartition(raw, -top_k)[-top_k:] if raw.size > top_k else np.arange(raw.size)
+    picked = []
+    for index in best.tolist():
+        score = (float(raw[index]) - zero_point) * scale if scale else float(raw[index])
+        if score >= thresholds[index]:
+            picked.append((index, score))
+    picked.sort(key=lambda pair: (-pair[1], pair[0]))
+    return picked
+
+
 def decode_ssd(
     boxes: FloatArray,
     classes: FloatArray,

@@ -137,10 +137,15 @@ class ModelBundle:
         names = spec.labels
         first = spec.outputs[0]
         if spec.decoder == "classification":
+            every_class_allowed = bool(np.isfinite(params.thresholds).all())
 
             def classify(_: Geometry) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
-                scores = decoders.dequantize(self._output(0).reshape(-1), first.scale, first.zero_point)
-                top = decoders.top_classes(scores, params.thresholds, params.top_k)
+                raw = self._output(0).reshape(-1)
+                if every_class_allowed:
+                    top = decoders.top_raw_classes(raw, first.scale, first.zero_point, params.thresholds, params.top_k)
+                else:
+                    scores = decoders.dequantize(raw, first.scale, first.zero_point)
+                    top = decoders.top_classes(scores, params.thresholds, params.top_k)
                 return tuple(Label(i, names.name(i), s) for i, s in top), ()
 
             return classify
