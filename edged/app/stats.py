@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 
-def percentile(values: list[float], fraction: float) -> float | None:
+def percentile(values: Iterable[float], fraction: float) -> float | None:
     """Nearest-rank percentile; None for no values."""
     if not values:
         return None
@@ -17,15 +19,23 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[rank]
 
 
+#: Samples kept per window for percentiles: the newest ones, so memory stays flat at any rate and interval.
+MAX_SAMPLES = 4096
+
+
+def _samples() -> deque[float]:
+    return deque(maxlen=MAX_SAMPLES)
+
+
 @dataclass
 class _Window:
     started: float = field(default_factory=time.monotonic)
     captured: int = 0
     inferred: int = 0
     dropped: int = 0
-    inference_ms: list[float] = field(default_factory=list)
-    latency_ms: list[float] = field(default_factory=list)
-    capture_ms: list[float] = field(default_factory=list)
+    inference_ms: deque[float] = field(default_factory=_samples)
+    latency_ms: deque[float] = field(default_factory=_samples)
+    capture_ms: deque[float] = field(default_factory=_samples)
 
 
 class Stats:
