@@ -35,7 +35,8 @@ demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
 bench: $(STAMP)
-	$(BIN)/python tools/bench.py
+	$(BIN)/python tools/bench.py all
+	$(BIN)/python tools/bench_mqtt.py
 
 $(TF_VENV)/.installed:
 	$(PYTHON) -m venv $(TF_VENV)
