@@ -96,6 +96,16 @@ def decode_ssd(
     return Candidates(yxyx[:, [1, 0, 3, 2]], cls[keep], sc[keep])
 
 
+def _reaching(raw_best: npt.NDArray[Any], thresholds: FloatArray, scale: float, zero_point: int) -> IntArray:
+    """Anchors whose best raw score reaches the lowest class threshold, compared in the tensor's own domain
+    (int8/uint8 or float), so nothing is dequantized yet."""
+    floor = float(thresholds.min())
+    if not np.isfinite(floor):  # every class excluded
+        return np.zeros((0,), np.intp)
+    limit = quantized_floor(floor, scale, zero_point, raw_best.dtype) if scale else floor
+    return np.flatnonzero(raw_best >= limit)
+
+
 def decode_yolov8(
     raw: npt.NDArray[Any],
     scale: float,
@@ -104,15 +114,7 @@ def decode_yolov8(
     input_size: tuple[int, int],
 ) -> Candidates:
     """YOLOv8 output (4+nc)×N: rows x, y, w, h then class scores; no objectness."""
-    class_rows = raw[4:]
-    floor = float(thresholds.min())
-    if not np.isfinite(floor):
-        return EMPTY
-    if scale:
-        best_raw = class_rows.max(axis=0)
-        candidates = np.flatnonzero(best_raw >= quantized_floor(floor, scale, zero_point, raw.dtype))
-    else:
-        candidates = np.flatnonzero(class_rows.max(axis=0) >= floor)
+    candidates = _reaching(raw[4:].max(axis=0), thresholds, scale, zero_point)
     if candidates.size == 0:
         return EMPTY
     picked = dequantize(raw[:, candidates], scale, zero_point)
@@ -129,14 +131,7 @@ def decode_yolov5(
     input_size: tuple[int, int],
 ) -> Candidates:
     """YOLOv5 output N×(5+nc): x, y, w, h, objectness, class scores; score = objectness × class score."""
-    floor = float(thresholds.min())
-    if not np.isfinite(floor):
-        return EMPTY
-    objectness = raw[:, 4]
-    if scale:
-        candidates = np.flatnonzero(objectness >= quantized_floor(floor, scale, zero_point, raw.dtype))
-    else:
-        candidates = np.flatnonzero(objectness >= floor)
+    candidates = _reaching(raw[:, 4], thresholds, scale, zero_point)  # a score never exceeds its objectness
     if candidates.size == 0:
         return EMPTY
     picked = dequantize(raw[candidates], scale, zero_point)
