@@ -219,3 +219,30 @@ def test_pause_and_resume_and_snapshot() -> None:
         state = daemon.state()
         assert state["model"]["name"] == "shapes_yolov8_int8" and state["source"]["state"] == "streaming"
     assert [e["event"] for e in publisher.events].count("paused") == 1
+
+
+def test_bench_reports_every_stage(tmp_path: Path) -> None:
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(8):
+        writer.write(np.full((120, 160, 3), i * 20, np.uint8))
+    writer.release()
+    done = subprocess.run(
+        [sys.executable, "-m", "edged", "-q", "bench", "--model", str(CLASSIFIER), "--source", str(video),
+         "--frames", "30", "--threads", "1", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["frames"] == 30 and report["fps"] > 0 and report["dropped"] == 0
+    assert set(report["stages"]) == {"capture", "preprocess", "inference", "decode", "publish"}
+    assert report["model"]["name"] == "shapes_classifier_quant" and report["threads"] == 1
+
+
+def test_bench_needs_a_file_source(tmp_path: Path) -> None:
+    config_file = tmp_path / "edged.toml"
+    config_file.write_text(config_text('type = "synthetic"', CLASSIFIER))
+    done = subprocess.run(
+        [sys.executable, "-m", "edged", "bench", "--config", str(config_file)], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "needs a file source" in done.stderr and "Traceback" not in done.stderr
