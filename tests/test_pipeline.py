@@ -66,12 +66,17 @@ def test_run_prints_one_valid_result_per_frame_with_contiguous_seq(tmp_path: Pat
     assert found <= {"red_square", "green_circle", "blue_triangle"} and found
 
 
-def test_file_source_processes_every_frame_when_not_realtime(tmp_path: Path) -> None:
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
-    for i in range(25):
-        writer.write(np.full((120, 160, 3), i * 10, np.uint8))
+def write_video(path: Path, frames: int) -> Path:
+    """A small MJPG .avi of flat grey frames, each a little brighter than the last."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(frames):
+        writer.write(np.full((120, 160, 3), i * 10 % 256, np.uint8))
     writer.release()
+    return path
+
+
+def test_file_source_processes_every_frame_when_not_realtime(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", 25)
     publisher = RecordingPublisher()
     daemon = Daemon(config(f'type = "opencv"\nsource = "{video}"\nrealtime = false', CLASSIFIER), publisher=publisher)
     assert daemon.run() == 0
@@ -222,11 +227,7 @@ def test_pause_and_resume_and_snapshot() -> None:
 
 
 def test_bench_reports_every_stage(tmp_path: Path) -> None:
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
-    for i in range(8):
-        writer.write(np.full((120, 160, 3), i * 20, np.uint8))
-    writer.release()
+    video = write_video(tmp_path / "clip.avi", 8)
     done = subprocess.run(
         [sys.executable, "-m", "edged", "-q", "bench", "--model", str(CLASSIFIER), "--source", str(video),
          "--frames", "30", "--threads", "1", "--json"],
