@@ -334,7 +334,13 @@ def test_label_topics_are_retained_and_change_only(
     for seq, labels in enumerate([("circle",), ("circle",), ("circle", "circle", "square"), ()]):
         publisher.publish_result(result(seq, *labels))
         assert publisher.flush(30)  # (while a backlog waits, only the newest value of each label is kept)
-    values = [(m.topic.rsplit("/", 1)[1], m.payload.decode()) for m in collector.snapshot() if "/labels/" in m.topic]
+
+    def label_values() -> list[tuple[str, str]]:
+        return [(m.topic.rsplit("/", 1)[1], m.payload.decode()) for m in collector.snapshot() if "/labels/" in m.topic]
+
+    # flush() means the broker has them; the subscriber may still be receiving the last ones.
+    assert collector.wait_for(lambda _: len(label_values()) >= 6)
+    values = label_values()
     assert values == [("circle", "1"), ("square", "0"), ("circle", "2"), ("square", "1"), ("circle", "0"),
                       ("square", "0")]  # fmt: skip
     with Collector(broker.port, [f"{PREFIX}/labels/+"]) as late:
@@ -357,4 +363,5 @@ def test_snapshot_commands_are_rate_limited(make_publisher: Any, collector: Coll
     answers = {m.json()["id"]: m.json() for m in collector.on(f"{PREFIX}/cmd/snapshot/reply")}
     assert answers[1]["ok"] and not answers[2]["ok"]
     assert "rate limited to one snapshot per 600 s" in answers[2]["error"]
+    assert collector.wait_for(lambda _: bool(collector.on(f"{PREFIX}/snapshot")))
     assert len(collector.on(f"{PREFIX}/snapshot")) == 1

@@ -214,10 +214,9 @@ def test_pause_and_resume_and_snapshot() -> None:
         daemon = running.daemon
         jpeg = daemon.snapshot_jpeg(annotated=True)
         assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
-        daemon.pause()
-        time.sleep(1.0)  # the frame in flight when pausing may still complete
+        daemon.pause()  # returns once the frame in flight has been published
         paused_at = len(publisher.results)
-        time.sleep(0.5)
+        time.sleep(1.0)  # 30 frames arrive meanwhile; none may be published
         assert len(publisher.results) == paused_at
         daemon.resume()
         assert publisher.wait_for(lambda: len(publisher.results) > paused_at + 2)

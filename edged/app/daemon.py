@@ -26,6 +26,8 @@ from edged.sources.base import FrameSource, create_source
 
 log = logging.getLogger(__name__)
 
+PAUSE_WAIT_S = 10.0  # longer than any sane model's invoke; pause() never blocks forever
+
 
 def roi_of(config: AppConfig) -> Roi:
     roi = config.pipeline.roi
@@ -59,7 +61,16 @@ class Daemon:
 
     # ---- AppControl -------------------------------------------------------------------------------------------
     def pause(self) -> None:
+        """Returns once the frame in flight is published, so a "paused" reply means no further results."""
         self.paused_event.set()
+        worker = self.inference
+        if worker is not None:
+            if worker.inferring.acquire(timeout=PAUSE_WAIT_S):
+                worker.inferring.release()
+            else:
+                log.warning(
+                    "paused; the frame in flight is taking over %.0f s and will still be published", PAUSE_WAIT_S
+                )
         self.emit("paused", {})
 
     def resume(self) -> None:

@@ -218,6 +218,7 @@ class InferenceWorker(threading.Thread):
         self.seq = 0
         self.last: tuple[Frame, Prediction, ModelBundle] | None = None
         self.failures = 0
+        self.inferring = threading.Lock()  # held from the pause check to the publish: pause() waits on it
 
     def run(self) -> None:
         seen_dropped = 0
@@ -236,10 +237,11 @@ class InferenceWorker(threading.Thread):
                 if self.mailbox.closed:
                     break
                 continue
-            if self.paused.is_set():
-                continue
-            next_slot = time.monotonic() + self.min_period
-            self._infer(frame)
+            with self.inferring:
+                if self.paused.is_set():
+                    continue
+                next_slot = time.monotonic() + self.min_period
+                self._infer(frame)
 
     def _infer(self, frame: Frame) -> None:
         bundle = self.holder.current  # read once: a swap takes effect at the next frame
