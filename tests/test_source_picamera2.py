@@ -1,7 +1,7 @@
 """The picamera2 source against a FAKE picamera2 module: no Raspberry Pi camera exists on the test machines.
 
 FakePicamera2 mimics only the calls the source makes (global_camera_info, create_video_configuration, configure,
-start, capture_array, stop, close) and records them, so the tests check what is asked of the camera and that
+start, capture_array, wait, stop, close) and records them, so the tests check what is asked of the camera and that
 frames flow; how real libcamera behaves is not tested here.
 """
 
@@ -29,6 +29,7 @@ class FakePicamera2:
     open_error: ClassVar[Exception | None] = None
     configure_error: ClassVar[Exception | None] = None
     capture_error: ClassVar[Exception | None] = None
+    stalled: ClassVar[bool] = False
 
     def __init__(self, camera_num: int = 0) -> None:
         if FakePicamera2.open_error is not None:
@@ -38,6 +39,7 @@ class FakePicamera2:
         self.configured: dict[str, Any] | None = None
         self.started = self.stopped = self.closed = False
         self.captured = 0
+        self.waits: list[float | None] = []
         FakePicamera2.instances.append(self)
 
     @staticmethod
@@ -59,12 +61,20 @@ class FakePicamera2:
         assert self.configured is not None, "picamera2 needs configure() before start()"
         self.started = True
 
-    def capture_array(self, name: str = "main") -> np.ndarray[Any, np.dtype[np.uint8]]:
+    def capture_array(self, name: str = "main", wait: bool | None = None) -> Any:
+        """With wait=False, as the source calls it, a job to hand to wait(); picamera2 does the same."""
         assert self.started and not self.stopped, "capture_array on a camera that is not running"
+        job = ("capture_array", name)
+        return job if wait is False else self.wait(job)
+
+    def wait(self, job: tuple[str, str], timeout: float | None = None) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        self.waits.append(timeout)
+        if FakePicamera2.stalled:
+            raise TimeoutError  # what picamera2's job.get_result(timeout) raises when no frame came
         if FakePicamera2.capture_error is not None:
             raise FakePicamera2.capture_error
         assert self.configured is not None
-        width, height = self.configured[name]["size"]
+        width, height = self.configured[job[1]]["size"]
         self.captured += 1
         # BGR in memory, as RGB888 is on a real camera: a blue-ish frame whose red channel counts frames.
         frame = np.zeros((height, width, 3), np.uint8)
@@ -90,6 +100,7 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakePicamer
     monkeypatch.setattr(FakePicamera2, "open_error", None)
     monkeypatch.setattr(FakePicamera2, "configure_error", None)
     monkeypatch.setattr(FakePicamera2, "capture_error", None)
+    monkeypatch.setattr(FakePicamera2, "stalled", False)
     yield FakePicamera2
 
 
@@ -182,3 +193,30 @@ def test_capture_failure_is_a_source_error(fake_picamera2: type[FakePicamera2]) 
     fake_picamera2.capture_error = RuntimeError("Camera frontend has timed out!")
     with pytest.raises(SourceError, match="stopped delivering frames: Camera frontend has timed out"):
         source.read()
+
+
+def test_a_hung_camera_times_out_instead_of_blocking(fake_picamera2: type[FakePicamera2]) -> None:
+    source = make_source(read_timeout_s=3.5)
+    source.open()
+    assert source.read() is not None
+    fake_picamera2.stalled = True
+    with pytest.raises(SourceError, match=r"camera 0 delivered no frame for 3.5 s \(ribbon cable loose"):
+        source.read()
+    assert fake_picamera2.instances[0].waits == [3.5, 3.5]  # every capture was bounded by the timeout
+
+
+def test_an_old_picamera2_without_capture_timeouts_still_streams(
+    fake_picamera2: type[FakePicamera2], caplog: pytest.LogCaptureFixture
+) -> None:
+    class OldFakePicamera2(FakePicamera2):
+        """FAKE of a picamera2 whose wait(job) takes no timeout."""
+
+        def wait(self, job: tuple[str, str]) -> np.ndarray[Any, np.dtype[np.uint8]]:  # type: ignore[override]
+            return super().wait(job)
+
+    sys.modules["picamera2"].Picamera2 = OldFakePicamera2  # type: ignore[attr-defined]
+    source = make_source()
+    source.open()
+    frames = [source.read() for _ in range(3)]
+    assert all(frame is not None for frame in frames)
+    assert caplog.text.count("cannot time out a capture") == 1

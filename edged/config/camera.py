@@ -56,6 +56,7 @@ class Picamera2Camera(SourceBase):
     width: int = Field(1280, ge=16)
     height: int = Field(720, ge=16)
     fps: float | None = Field(None, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0, description="No frame for this long: reopen the camera.")
 
 
 class ImagesCamera(SourceBase):

@@ -48,6 +48,7 @@ class Picamera2Source:
         self._config = config
         self._camera: Any = None  # picamera2.Picamera2; untyped third-party module
         self._index = 0
+        self._wait_has_timeout = True
 
     def describe(self) -> str:
         cfg = self._config
@@ -87,7 +88,12 @@ class Picamera2Source:
         if camera is None:
             raise SourceError(f"{self.describe()} is not open")
         try:
-            array = camera.capture_array("main")
+            array = self._capture(camera)
+        except TimeoutError as exc:
+            raise SourceError(
+                f"camera {self._config.camera_num} delivered no frame for {self._config.read_timeout_s:g} s "
+                f"(ribbon cable loose, sensor hung, or power too weak); reopening it"
+            ) from exc
         except Exception as exc:
             raise SourceError(f"camera {self._config.camera_num} stopped delivering frames: {exc}") from exc
         if array is None or array.size == 0:
@@ -97,6 +103,17 @@ class Picamera2Source:
         image: ImageArray = np.ascontiguousarray(array[:, :, :3], dtype=np.uint8)
         self._index += 1
         return Frame.now(image, self.id, self._index - 1, "bgr")
+
+    def _capture(self, camera: Any) -> Any:
+        """The next frame, or TimeoutError: a plain capture_array() would block for ever on a hung sensor."""
+        job = camera.capture_array("main", wait=False)
+        if self._wait_has_timeout:
+            try:
+                return camera.wait(job, timeout=self._config.read_timeout_s)
+            except TypeError:  # a picamera2 older than Raspberry Pi OS Bookworm's: wait() takes no timeout
+                self._wait_has_timeout = False
+                log.warning("this picamera2 cannot time out a capture; upgrade it so a hung camera is reopened")
+        return camera.wait(job)
 
     def close(self) -> None:
         camera, self._camera = self._camera, None
