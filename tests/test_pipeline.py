@@ -23,6 +23,7 @@ from support.mjpeg_server import MjpegServer
 from edged.app.daemon import Daemon
 from edged.config import parse_config
 from edged.config.app import AppConfig
+from edged.errors import EdgedError
 from edged.inference.model import file_sha256
 
 MODELS = Path(__file__).parent / "fixtures" / "models"
@@ -246,3 +247,13 @@ def test_bench_needs_a_file_source(tmp_path: Path) -> None:
         [sys.executable, "-m", "edged", "bench", "--config", str(config_file)], capture_output=True, text=True
     )
     assert done.returncode == 1 and "needs a file source" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_publisher_labels_must_be_labels_of_the_model() -> None:
+    """A typo here would give Home Assistant a sensor that never turns on: refuse it at start, with a hint."""
+    camera = 'type = "synthetic"\nframes = 1'
+    publisher = '[publisher]\ntype = "mqtt"\nhost = "127.0.0.1"\nlabels = ["red_square", "red_sqare"]\n'
+    with pytest.raises(EdgedError) as raised:
+        Daemon(config(camera, DETECTOR, publisher)).start()
+    message = str(raised.value)
+    assert "publisher.labels: 'red_sqare' is not one of the model's labels (did you mean 'red_square'" in message

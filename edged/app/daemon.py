@@ -16,7 +16,7 @@ from edged.app.mailbox import LatestFrameMailbox
 from edged.app.stats import Stats
 from edged.app.workers import CaptureWorker, InferenceWorker, ModelHolder
 from edged.config.app import AppConfig
-from edged.inference.engine import ModelBundle
+from edged.inference.engine import ModelBundle, known_label_index
 from edged.inference.loader import load_bundle
 from edged.inference.preprocess import FULL_FRAME, Roi
 from edged.publish.base import Publisher
@@ -150,6 +150,8 @@ class Daemon:
             "model %s (%s, %s, %s) on %s", bundle.info.name, bundle.spec.task, bundle.spec.decoder,
             bundle.info.sha256[:12], bundle.accelerator,
         )  # fmt: skip
+        for name in getattr(config.publisher, "labels", []):  # Home Assistant entities for labels it never reports
+            known_label_index(name, bundle.spec, "publisher.labels")
         self.holder = ModelHolder(bundle)
         source = self._source or create_source(config.camera)
         publisher = self._publisher or create_publisher(config)

@@ -32,13 +32,14 @@ class DecodeParams:
     max_detections: int
 
 
-def _known_label(name: str, spec: ModelSpec, key: str) -> int:
+def known_label_index(name: str, spec: ModelSpec, key: str) -> int:
+    """The class index of `name`, or a ModelError naming the config key, the close matches and the label source."""
     index = spec.labels.index_of(name)
     if index is None:
         close = difflib.get_close_matches(name, spec.labels.names, n=3)
         hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         raise ModelError(
-            f"model.{key}: {name!r} is not one of the model's labels{hint}; labels come from {spec.labels.origin}"
+            f"{key}: {name!r} is not one of the model's labels{hint}; labels come from {spec.labels.origin}"
         )
     return index
 
@@ -49,14 +50,14 @@ def decode_params(spec: ModelSpec, config: ModelConfig) -> DecodeParams:
     base = config.classification_threshold() if spec.task == "classification" else config.detection_threshold()
     thresholds = np.full(count, base, np.float32)
     for name, value in config.label_thresholds.items():
-        thresholds[_known_label(name, spec, "label_thresholds")] = value
+        thresholds[known_label_index(name, spec, "model.label_thresholds")] = value
     if config.include_labels:
-        allowed = {_known_label(n, spec, "include_labels") for n in config.include_labels}
+        allowed = {known_label_index(n, spec, "model.include_labels") for n in config.include_labels}
         mask = np.ones(count, bool)
         mask[list(allowed)] = False
         thresholds[mask] = np.inf
     for name in config.exclude_labels:
-        thresholds[_known_label(name, spec, "exclude_labels")] = np.inf
+        thresholds[known_label_index(name, spec, "model.exclude_labels")] = np.inf
     return DecodeParams(thresholds, config.top_k, config.nms_iou, config.max_detections)
 
 
