@@ -8,6 +8,7 @@ from typing import Any
 
 from edged.app.daemon import Daemon
 from edged.config.app import AppConfig
+from edged.inference.engine import ModelBundle
 from edged.publish.base import AppControl
 
 
@@ -61,8 +62,8 @@ class RecordingPublisher:
 class BackgroundDaemon:
     """Runs `Daemon.run()` in a thread; `stop()` requests a clean stop and returns the exit code."""
 
-    def __init__(self, config: AppConfig, publisher: RecordingPublisher) -> None:
-        self.daemon = Daemon(config, publisher=publisher)
+    def __init__(self, config: AppConfig, publisher: RecordingPublisher, bundle: ModelBundle | None = None) -> None:
+        self.daemon = Daemon(config, publisher=publisher, bundle=bundle)
         self.exit_code: int | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)

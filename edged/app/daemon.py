@@ -12,7 +12,9 @@ import numpy as np
 
 from edged import __version__
 from edged.annotate import annotate
+from edged.app.liveness import Liveness
 from edged.app.mailbox import LatestFrameMailbox
+from edged.app.sdnotify import SystemdNotifier
 from edged.app.stats import Stats
 from edged.app.workers import CaptureWorker, InferenceWorker, ModelHolder
 from edged.config.app import AppConfig
@@ -171,26 +173,37 @@ class Daemon:
 
     def run(self) -> int:
         """Start, supervise until stopped or finished, then shut down. Returns the exit code."""
+        notifier = SystemdNotifier()
         self.start()
-        assert self.inference is not None
+        assert self.inference is not None and self.holder is not None
+        liveness = Liveness(notifier, self.inference, self.emit)
+        notifier.ready(f"running {self.holder.current.info.name} on {self.config.camera.id}")
         interval = self.config.pipeline.stats_interval_s
         next_stats = time.monotonic() + interval
         while not self.stop_event.is_set() and self.inference.is_alive():
             self.inference.join(timeout=min(0.5, max(0.0, next_stats - time.monotonic())))
-            if time.monotonic() >= next_stats:
-                self._report_stats()
+            now = time.monotonic()
+            liveness.tick(now)
+            if now >= next_stats:
+                notifier.status(self._report_stats())
                 next_stats += interval
-        return self.shutdown()
+        notifier.stopping()
+        try:
+            return self.shutdown()
+        finally:
+            notifier.close()
 
-    def _report_stats(self) -> None:
+    def _report_stats(self) -> str:
+        """Log and publish the stats of the last interval; returns the log line."""
         snapshot = self.stats_snapshot()
-        log.info(
-            "stats: in %.1f fps, out %.1f fps, dropped %d, inference p50 %s ms p95 %s ms, source %s",
+        line = "in {:.1f} fps, out {:.1f} fps, dropped {}, inference p50 {} ms p95 {} ms, source {}".format(
             snapshot["input_fps"], snapshot["output_fps"], snapshot["dropped"], snapshot["inference_ms"]["p50"],
             snapshot["inference_ms"]["p95"], snapshot["source_state"],
         )  # fmt: skip
+        log.info("stats: %s", line)
         if self._publisher is not None:
             self._publisher.publish_stats(snapshot)
+        return line
 
     def shutdown(self) -> int:
         """Stop capture, finish the frame in flight, flush the publisher, all within shutdown_timeout_s."""

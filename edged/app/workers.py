@@ -219,6 +219,12 @@ class InferenceWorker(threading.Thread):
         self.last: tuple[Frame, Prediction, ModelBundle] | None = None
         self.failures = 0
         self.inferring = threading.Lock()  # held from the pause check to the publish: pause() waits on it
+        self.busy_since: float | None = None  # monotonic start of the frame in flight, None between frames
+
+    def stuck_for(self, now: float) -> float:
+        """Seconds spent on the frame in flight (0 between frames): how a hung invoke() is noticed."""
+        started = self.busy_since
+        return 0.0 if started is None else max(0.0, now - started)
 
     def run(self) -> None:
         seen_dropped = 0
@@ -240,8 +246,12 @@ class InferenceWorker(threading.Thread):
             with self.inferring:
                 if self.paused.is_set():
                     continue
-                next_slot = time.monotonic() + self.min_period
-                self._infer(frame)
+                next_slot = self.busy_since = time.monotonic()
+                next_slot += self.min_period
+                try:
+                    self._infer(frame)
+                finally:
+                    self.busy_since = None
 
     def _infer(self, frame: Frame) -> None:
         bundle = self.holder.current  # read once: a swap takes effect at the next frame

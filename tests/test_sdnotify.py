@@ -1,0 +1,165 @@
+"""systemd's notify protocol, spoken to a real AF_UNIX datagram socket standing in for systemd's, and the
+watchdog keep-alives stopping while a model is stuck in invoke()."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from pipeline_support import BackgroundDaemon, RecordingPublisher
+
+from edged.app.sdnotify import SystemdNotifier
+from edged.config import parse_config
+from edged.config.model import ModelConfig
+from edged.inference.loader import load_bundle
+
+CLASSIFIER = Path(__file__).parent / "fixtures" / "models" / "shapes_classifier_quant.tflite"
+
+
+class NotifySocket:
+    """The receiving end of sd_notify, as systemd binds it: a datagram socket at $NOTIFY_SOCKET."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+        self.sock.setblocking(False)
+        self.messages: list[str] = []
+
+    def drain(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except BlockingIOError:
+                return self.messages
+
+    def count(self, line: str) -> int:
+        return sum(line in message.splitlines() for message in self.drain())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    receiver = NotifySocket(str(tmp_path / "notify"))
+    yield receiver
+    receiver.close()
+
+
+def test_messages_reach_a_filesystem_socket(notify_socket: NotifySocket) -> None:
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "2000000"})
+    notifier.ready("running m on camera")
+    notifier.watchdog()
+    notifier.stopping()
+    notifier.close()
+    assert notify_socket.drain() == ["READY=1\nSTATUS=running m on camera", "WATCHDOG=1", "STOPPING=1"]
+    assert notifier.watchdog_s == 2.0
+
+
+def test_an_abstract_socket_is_addressed_with_a_leading_nul() -> None:
+    receiver = NotifySocket(f"@edged-test-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        SystemdNotifier({"NOTIFY_SOCKET": receiver.address}).status("hello")
+        assert receiver.drain() == ["STATUS=hello"]
+    finally:
+        receiver.close()
+
+
+def test_outside_systemd_nothing_is_sent_and_nothing_fails() -> None:
+    notifier = SystemdNotifier({})
+    notifier.ready("x")
+    notifier.watchdog()
+    assert not notifier.enabled and notifier.watchdog_s is None
+
+
+def test_a_watchdog_meant_for_another_process_is_ignored(notify_socket: NotifySocket) -> None:
+    environ = {"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
+    notifier = SystemdNotifier(environ)
+    notifier.watchdog()
+    assert notifier.watchdog_s is None and notify_socket.drain() == []
+
+
+def test_a_vanished_socket_is_logged_once_and_never_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
+    notifier.ready("x")
+    notifier.status("y")
+    assert caplog.text.count("cannot notify systemd") == 1
+
+
+def test_edged_run_reports_ready_keeps_alive_and_stopping(tmp_path: Path, notify_socket: NotifySocket) -> None:
+    config = tmp_path / "edged.toml"
+    config.write_text(
+        f'device_id = "test"\n[model]\npath = "{CLASSIFIER}"\nnum_threads = 1\n'
+        '[camera]\ntype = "synthetic"\nwidth = 160\nheight = 120\nfps = 20\nframes = 60\n'
+        "[pipeline]\nstats_interval_s = 1\n"
+    )
+    env = {**os.environ, "NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "1000000"}
+    env.pop("WATCHDOG_PID", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "edged", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    messages = notify_socket.drain()
+    assert messages[0] == "READY=1\nSTATUS=running shapes_classifier_quant on camera"
+    assert messages[-1] == "STOPPING=1"
+    assert notify_socket.count("WATCHDOG=1") >= 2  # 60 frames at 20 fps: about 3 s of keep-alives every 0.5 s
+    assert any(m.startswith("STATUS=in ") and "fps" in m for m in messages)  # the stats line, for systemctl status
+
+
+def test_keep_alives_stop_while_a_model_is_stuck_in_invoke(
+    monkeypatch: pytest.MonkeyPatch, notify_socket: NotifySocket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FAKE hung accelerator: the real classifier, whose predict() blocks from the 5th frame until released."""
+    monkeypatch.setenv("NOTIFY_SOCKET", notify_socket.address)
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # a 1 s watchdog: stalled after 1 s, a keep-alive every 0.5 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    bundle = load_bundle(ModelConfig(path=CLASSIFIER, num_threads=1))
+    real_predict = bundle.predict
+    release = threading.Event()
+    calls = 0
+
+    def hung_predict(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            release.wait(120)
+        return real_predict(*args, **kwargs)
+
+    bundle.predict = hung_predict  # type: ignore[method-assign]
+    config = parse_config(
+        f'device_id = "test"\n[model]\npath = "{CLASSIFIER}"\n[camera]\ntype = "synthetic"\nwidth = 96\n'
+        "height = 96\nfps = 30\n"
+    )
+    publisher = RecordingPublisher()
+
+    def events(name: str) -> list[dict[str, Any]]:
+        return [e for e in publisher.events if e["event"] == name]
+
+    with caplog.at_level(logging.ERROR), BackgroundDaemon(config, publisher, bundle=bundle) as running:
+        assert publisher.wait_for(lambda: bool(events("inference_stalled")))
+        time.sleep(1.5)  # keep-alives sent before the stall was noticed are read by now
+        during = notify_socket.count("WATCHDOG=1")
+        time.sleep(1.5)  # three keep-alive periods
+        assert notify_socket.count("WATCHDOG=1") == during, "a keep-alive was sent while the model was stuck"
+        assert "inference has been stuck on one frame" in caplog.text and "watchdog is no longer fed" in caplog.text
+        release.set()
+        assert publisher.wait_for(lambda: bool(events("inference_resumed")))
+        assert publisher.wait_for(lambda: notify_socket.count("WATCHDOG=1") > during)  # fed again
+        assert running.stop() == 0
+    schema = json.loads((Path(__file__).parents[1] / "edged" / "schemas" / "event.schema.json").read_text())
+    for event in events("inference_stalled") + events("inference_resumed"):
+        jsonschema.validate(event, schema)
+    assert events("inference_stalled")[0]["stalled_s"] >= 1.0
