@@ -17,16 +17,13 @@ import pytest
 from pipeline_support import BackgroundDaemon, RecordingPublisher
 from support.broker import free_port
 from support.rtsp_server import INSTALL_HINT, RtspServer, missing_parts
+from support.streams import OPEN_TIMEOUT_S, READ_TIMEOUT_S, read_until_broken
 
 from edged.config import parse_config
 from edged.config.camera import OpenCvCamera
-from edged.errors import SourceError
 from edged.sources.opencv import OpenCvSource
 
 CLASSIFIER = Path(__file__).parent / "fixtures" / "models" / "shapes_classifier_quant.tflite"
-OPEN_TIMEOUT_S = 20.0  # generous: FFmpeg probes an RTSP stream for about 2 s here, more on a busy machine
-READ_TIMEOUT_S = 3.0
-MAX_BUFFERED = 500  # more reads than FFmpeg can have buffered: a broken stream must have raised before
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +49,6 @@ def rtsp_source(url: str, transport: str = "tcp") -> OpenCvSource:
         open_timeout_s=OPEN_TIMEOUT_S, read_timeout_s=READ_TIMEOUT_S,
     )  # fmt: skip
     return OpenCvSource(config)
-
-
-def read_until_broken(source: OpenCvSource) -> SourceError:
-    with pytest.raises(SourceError) as raised:
-        for _ in range(MAX_BUFFERED):
-            source.read()
-    return raised.value
 
 
 @pytest.mark.parametrize("transport", ["tcp", "udp"])

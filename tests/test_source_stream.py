@@ -7,17 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from support.mjpeg_server import MjpegServer
+from support.streams import OPEN_TIMEOUT_S, READ_TIMEOUT_S, read_until_broken
 
 from edged.config.camera import OpenCvCamera
 from edged.errors import SourceError
 from edged.sources.opencv import OpenCvSource
-
-#: Generous: the machine is shared and slow. The read timeout only bounds a stalled stream; a stopped server
-#: closes the connection, which OpenCV notices at once.
-OPEN_TIMEOUT_S = 20.0
-READ_TIMEOUT_S = 3.0
-#: More reads than FFmpeg can have buffered, so a broken stream must have raised before this many.
-MAX_BUFFERED = 500
 
 
 @pytest.fixture
@@ -31,13 +25,6 @@ def stream_source(url: str) -> OpenCvSource:
         type="opencv", source=url, id="gate", open_timeout_s=OPEN_TIMEOUT_S, read_timeout_s=READ_TIMEOUT_S
     )
     return OpenCvSource(config)
-
-
-def read_until_broken(source: OpenCvSource) -> SourceError:
-    with pytest.raises(SourceError) as raised:
-        for _ in range(MAX_BUFFERED):
-            source.read()
-    return raised.value
 
 
 def test_reads_frames_from_the_mjpeg_server(server: MjpegServer) -> None:
