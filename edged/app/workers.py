@@ -246,8 +246,8 @@ class InferenceWorker(threading.Thread):
             with self.inferring:
                 if self.paused.is_set():
                     continue
-                next_slot = self.busy_since = time.monotonic()
-                next_slot += self.min_period
+                self.busy_since = time.monotonic()
+                next_slot = self.busy_since + self.min_period
                 try:
                     self._infer(frame)
                 finally:
