@@ -152,8 +152,16 @@ def test_mutual_tls_with_a_password_delivers(tls_broker: Mosquitto, pki: Path) -
     [
         ({"password_file": "wrong-password"}, "refused the connection: Not authorized (user 'camera'; the password in"),
         ({"tls_ca_file": "other-ca.pem"}, "certificate at 127.0.0.1:{port} is not trusted"),
-        ({"tls_cert_file": "rogue.pem", "tls_key_file": "rogue.key"}, "it refused this client's certificate"),
-        ({"tls_cert_file": None, "tls_key_file": None}, "it requires a client certificate; set publisher.tls_cert"),
+        # TLS 1.3 delivers these two refusals as an alert or, when the close wins the race, a bare EOF: the
+        # messages differ in their first half and agree on the fix, which is what is checked
+        (
+            {"tls_cert_file": "rogue.pem", "tls_key_file": "rogue.key"},
+            "check publisher.tls_cert_file / tls_key_file and that the broker trusts their CA",
+        ),
+        (
+            {"tls_cert_file": None, "tls_key_file": None},
+            "client certificate; set publisher.tls_cert_file and tls_key_file",
+        ),
     ],
     ids=["wrong-password", "untrusted-broker", "untrusted-client", "no-client-certificate"],
 )

@@ -131,6 +131,11 @@ def test_connection_failures_are_explained() -> None:
     assert "set publisher.tls_ca_file" in describe_connect_error(untrusted, config)
     assert "requires a client certificate" in describe_early_close("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED]", config)
     assert "set publisher.tls = true" in describe_early_close(None, mqtt_config())
+    eof = "EOF occurred in violation of protocol (_ssl.c:2427)"  # the same refusals when the close wins the race
+    assert "require a client certificate; set publisher.tls_cert_file" in describe_early_close(eof, config)
+    with_certificate = mqtt_config(host="broker.lan", port=8883, tls=True, tls_cert_file=Path("c.pem"),
+                                   tls_key_file=Path("c.key"))  # fmt: skip
+    assert "refuse a client's certificate; check publisher.tls_cert_file" in describe_early_close(eof, with_certificate)
 
 
 # ---- topics ---------------------------------------------------------------------------------------------------

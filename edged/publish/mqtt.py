@@ -263,9 +263,9 @@ class MqttPublisher:
 
     def _connect_failed(self, message: str) -> None:
         self._failures += 1
-        if message != self._last_failure:
-            log.error("MQTT: %s; retrying with backoff (%d–%d s)", message, self.config.reconnect_min_s,
-                      self.config.reconnect_max_s)  # fmt: skip
+        if message != self._last_failure:  # a new cause is an error; the same one again, a reminder
+            log.error("MQTT: connection attempt %d failed: %s; retrying with backoff (%d–%d s)", self._failures,
+                      message, self.config.reconnect_min_s, self.config.reconnect_max_s)  # fmt: skip
         else:
             log.warning("MQTT: connection attempt %d failed: %s", self._failures, message)
         self._last_failure = message

@@ -165,8 +165,18 @@ def describe_early_close(paho_error: str | None, config: MqttPublisherConfig) ->
         )
     message = f"{base} ({paho_error})" if paho_error else base
     if not config.uses_tls:
-        message += "; if the port expects TLS, set publisher.tls = true (TLS is usually port 8883)"
-    return message
+        return message + "; if the port expects TLS, set publisher.tls = true (TLS is usually port 8883)"
+    # Under TLS 1.3 the broker judges the client certificate after the client thinks the handshake is done; its
+    # alert races the close, so the same refusal sometimes arrives as a bare EOF. Name the likely cause anyway.
+    if config.tls_cert_file is None:
+        return (
+            message
+            + ", which brokers do when they require a client certificate; set publisher.tls_cert_file and tls_key_file"
+        )
+    return message + (
+        ", which brokers do when they refuse a client's certificate; check publisher.tls_cert_file / tls_key_file "
+        "and that the broker trusts their CA"
+    )
 
 
 def describe_refusal(reason: ReasonCode, config: MqttPublisherConfig) -> str:
