@@ -15,7 +15,16 @@ class ConfigError(EdgedError):
 
 
 class SourceError(EdgedError):
-    """A frame source cannot be opened or read."""
+    """A frame source cannot be opened or read.
+
+    `permanent` marks what waiting cannot heal (a file that does not exist, a module that is not installed): it is
+    reported at start and never retried. Everything else (a stream that is down, a camera that was unplugged) is
+    retried with backoff.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class ModelError(EdgedError):
@@ -32,3 +41,7 @@ class PublishError(EdgedError):
 
 class HostingError(EdgedError):
     """A model update cannot be fetched, verified or installed."""
+
+
+class CommandRefused(EdgedError):
+    """A command was not carried out; the message is the reply's `error` (nothing was changed)."""

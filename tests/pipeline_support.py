@@ -8,8 +8,9 @@ from typing import Any
 
 from edged.app.daemon import Daemon
 from edged.config.app import AppConfig
+from edged.errors import CommandRefused
 from edged.inference.engine import ModelBundle
-from edged.publish.base import AppControl
+from edged.publish.base import Runtime
 
 
 class RecordingPublisher:
@@ -24,8 +25,9 @@ class RecordingPublisher:
         self.stopped = False
         self._cond = threading.Condition()
 
-    def start(self, control: AppControl) -> None:
-        self.control = control
+    def start(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.control = runtime.control
 
     def _add(self, target: list[dict[str, Any]], item: dict[str, Any]) -> None:
         with self._cond:
@@ -44,9 +46,15 @@ class RecordingPublisher:
     def publish_event(self, event: dict[str, Any]) -> None:
         self._add(self.events, event)
 
+    def publish_snapshot(self, annotated: bool | None) -> dict[str, Any]:
+        raise CommandRefused("the recording publisher keeps no pictures")
+
     def flush(self, timeout_s: float) -> bool:
         self.flushed = True
         return True
+
+    def take_backlog(self) -> list[dict[str, Any]]:
+        return []
 
     def stop(self) -> None:
         self.stopped = True
@@ -70,7 +78,7 @@ class BackgroundDaemon:
 
     def _run(self) -> None:
         try:
-            self.exit_code = self.daemon.run()
+            self.exit_code = self.daemon.run(handle_signals=False)
         except BaseException as exc:  # surfaced by stop()
             self.error = exc
 

@@ -9,8 +9,11 @@ import pytest
 from pydantic import BaseModel
 
 from edged.config import load_config, parse_config
-from edged.config.app import AppConfig, _model_types
+from edged.config.app import AppConfig
+from edged.config.errors import _model_types
 from edged.errors import ConfigError
+from edged.publish.registry import PUBLISHERS
+from edged.sources.registry import SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = '[model]\npath = "m.tflite"\n\n[camera]\ntype = "synthetic"\n'
@@ -88,5 +91,8 @@ def test_example_config_is_valid_and_mentions_every_option() -> None:
     load_config(example)
     text = example.read_text()
     mentioned = set(re.findall(r"^#?\s*([a-z_]+)\s*=", text, re.M))
-    missing = _all_keys(AppConfig) - mentioned - {"camera", "model", "pipeline", "publisher", "reconnect"}
+    every = _all_keys(AppConfig)
+    for plugin in [*SOURCES.all().values(), *PUBLISHERS.all().values()]:
+        every |= _all_keys(plugin.config)
+    missing = every - mentioned - {"camera", "model", "pipeline", "publisher", "reconnect"}
     assert not missing, f"config.example.toml does not document: {sorted(missing)}"

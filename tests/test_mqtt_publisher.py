@@ -17,9 +17,10 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support.broker import Collector, Mosquitto, broker_for_tests
+from support.runtime import PublisherRuntime
 
-from edged.config.publish import MqttPublisherConfig
-from edged.publish.mqtt import MqttPublisher
+from edged.publish.mqtt.config import MqttPublisherConfig
+from edged.publish.mqtt.publisher import MqttPublisher
 
 DEVICE = "cam1"
 PREFIX = f"edged/{DEVICE}"
@@ -62,9 +63,6 @@ class Control:
         self.calls.append(f"snapshot annotated={annotated}")
         return self.jpeg
 
-    def check_update(self) -> dict[str, Any]:
-        return {"ok": False, "reason": "model hosting is not configured"}
-
 
 def result(seq: int, *labels: str) -> dict[str, Any]:
     box = {"xmin": 0.1, "ymin": 0.1, "xmax": 0.2, "ymax": 0.2}
@@ -87,18 +85,21 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 @pytest.fixture
 def make_publisher(broker: Mosquitto) -> Iterator[Any]:
-    started: list[MqttPublisher] = []
+    started: list[tuple[MqttPublisher, PublisherRuntime]] = []
 
     def make(control: Control | None = None, **fields: Any) -> MqttPublisher:
         options: dict[str, Any] = {"host": broker.host, "port": broker.port, "reconnect_max_s": 1, **fields}
         publisher = MqttPublisher(MqttPublisherConfig(type="mqtt", **options), DEVICE)
-        publisher.start(control or Control())
-        started.append(publisher)
+        runtime = PublisherRuntime(control or Control())
+        runtime.start(publisher)
+        started.append((publisher, runtime))
         return publisher
 
     yield make
-    for publisher in started:
+    for publisher, runtime in started:
         publisher.stop()
+        runtime.stop()
+        assert not runtime.crashes
 
 
 @pytest.fixture
@@ -208,7 +209,8 @@ def test_publishing_never_waits_for_an_absent_broker(tmp_path: Path) -> None:
 
     config = MqttPublisherConfig(type="mqtt", host="127.0.0.1", port=free_port(), buffer_max_messages=100)
     publisher = MqttPublisher(config, DEVICE)
-    publisher.start(Control())
+    runtime = PublisherRuntime(Control())
+    runtime.start(publisher)
     try:
         for seq in range(5000):
             publisher.publish_result(result(seq))
@@ -216,6 +218,7 @@ def test_publishing_never_waits_for_an_absent_broker(tmp_path: Path) -> None:
         assert publisher.flush(0.5) is False
     finally:
         publisher.stop()
+        runtime.stop()
 
 
 def test_commands_are_carried_out_and_answered(
@@ -225,7 +228,7 @@ def test_commands_are_carried_out_and_answered(
     control = Control()
     make_publisher(control, homeassistant=False, snapshot_min_interval_s=0)
     assert online(collector)
-    for name, payload in [("pause", '{"id": "p1"}'), ("resume", ""), ("stats", "{}"), ("check_update", ""),
+    for name, payload in [("pause", '{"id": "p1"}'), ("resume", "{}"), ("stats", "{}"), ("check_update", "{}"),
                           ("snapshot", '{"annotated": false}')]:  # fmt: skip
         collector.publish(f"{PREFIX}/cmd/{name}", payload)
     replies = {name: f"{PREFIX}/cmd/{name}/reply" for name in ("pause", "resume", "stats", "check_update", "snapshot")}
@@ -251,6 +254,7 @@ def test_commands_are_carried_out_and_answered(
         ("reboot", b"{}", "unknown command 'reboot'"),
         ("resume", b'{"x": "' + b"y" * 10_000 + b'"}', "exceeds the 4096-byte limit"),
         ("snapshot", b'{"annotated": 1}', "must be bool"),
+        ("pause", b"", "empty payload: not a command"),
     ],
 )
 def test_malformed_commands_are_refused_with_a_reply_and_a_log_line(
@@ -264,19 +268,36 @@ def test_malformed_commands_are_refused_with_a_reply_and_a_log_line(
     answer = collector.on(f"{PREFIX}/cmd/{name}/reply")[0].json()
     jsonschema.validate(answer, schema("command-reply.schema.json"))
     assert answer["ok"] is False and reason in answer["error"]
-    assert f"refused command {name!r}" in caplog.text and reason in caplog.text
+    assert f"mqtt command {name!r} refused" in caplog.text and reason in caplog.text
     assert control.calls == [] and control.paused is False  # nothing changed
 
 
 def test_retained_commands_are_not_replayed(make_publisher: Any, collector: Collector) -> None:
     """A command left retained on the broker would otherwise run again at every (re)connect."""
     control = Control()
-    collector.publish(f"{PREFIX}/cmd/pause", "{}", retain=True)
+    collector.publish(f"{PREFIX}/cmd/pause", '{"id": "stale"}', retain=True)
     make_publisher(control, homeassistant=False)
     assert collector.wait_for(lambda _: bool(collector.on(f"{PREFIX}/cmd/pause/reply")))
-    assert "retained commands are ignored" in collector.on(f"{PREFIX}/cmd/pause/reply")[0].json()["error"]
+    refusal = collector.on(f"{PREFIX}/cmd/pause/reply")[0].json()
+    assert "retained commands are refused" in refusal["error"] and refusal["id"] == "stale"
     assert control.calls == []
-    collector.publish(f"{PREFIX}/cmd/pause", "", retain=True)  # clear the retained message
+    collector.publish(f"{PREFIX}/cmd/pause", "", retain=True)  # clear it: `mosquitto_pub -r -n`
+    assert collector.wait_for(lambda _: len(collector.on(f"{PREFIX}/cmd/pause/reply")) == 2)
+    assert "empty payload: not a command" in collector.on(f"{PREFIX}/cmd/pause/reply")[1].json()["error"]
+    assert control.calls == [] and control.paused is False  # clearing a retained command never pauses
+
+
+def test_a_live_retained_command_is_refused(make_publisher: Any, collector: Collector) -> None:
+    """Retained while edged is connected (the broker delivers it live): refused too, and its id kept."""
+    control = Control()
+    make_publisher(control, homeassistant=False)
+    assert online(collector)
+    collector.publish(f"{PREFIX}/cmd/resume", '{"id": 9}', retain=True)
+    assert collector.wait_for(lambda _: bool(collector.on(f"{PREFIX}/cmd/resume/reply")))
+    refusal = collector.on(f"{PREFIX}/cmd/resume/reply")[0].json()
+    assert refusal["ok"] is False and refusal["id"] == 9 and "retained" in refusal["error"]
+    assert control.calls == []
+    collector.publish(f"{PREFIX}/cmd/resume", "", retain=True)
 
 
 def test_mqtt5_replies_go_to_the_response_topic(broker: Mosquitto, make_publisher: Any) -> None:

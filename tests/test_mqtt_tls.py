@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from support.broker import BrokerTls, Mosquitto, broker_for_tests, make_password_file, require_mosquitto
+from support.runtime import PublisherRuntime
 
-from edged.config.publish import MqttPublisherConfig
-from edged.publish.mqtt import MqttPublisher
+from edged.publish.mqtt.config import MqttPublisherConfig
+from edged.publish.mqtt.publisher import MqttPublisher
 
 PASSWORD = "s3cret-Pa55word"
 
@@ -108,8 +109,18 @@ def tls_broker(tmp_path: Path, pki: Path) -> Iterator[Mosquitto]:
 class Control:
     paused = False
 
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
     def state(self) -> dict[str, Any]:
         return {"task": "detection", "model": {"name": "m"}}
+
+    def snapshot_jpeg(self, annotated: bool) -> bytes | None:
+        return None
 
 
 def start(broker: Mosquitto, pki: Path, **overrides: Any) -> MqttPublisher:
@@ -119,7 +130,7 @@ def start(broker: Mosquitto, pki: Path, **overrides: Any) -> MqttPublisher:
         "reconnect_min_s": 1, "reconnect_max_s": 1, "homeassistant": False, **overrides,
     }  # fmt: skip
     publisher = MqttPublisher(MqttPublisherConfig(type="mqtt", **fields), "cam1")
-    publisher.start(Control())  # type: ignore[arg-type]
+    PublisherRuntime(Control()).start(publisher)
     return publisher
 
 

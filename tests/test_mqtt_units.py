@@ -13,17 +13,20 @@ import jsonschema
 import pytest
 from paho.mqtt.enums import MQTTErrorCode
 
+from edged.app.control import MAX_COMMAND_BYTES
+from edged.app.daemon import Daemon
+from edged.app.threads import Threads
 from edged.config import load_config, parse_config
-from edged.config.publish import MqttPublisherConfig
 from edged.errors import ConfigError, PublishError
-from edged.publish.mqtt import MqttPublisher
-from edged.publish.mqtt_commands import MAX_COMMAND_BYTES, parse_command
-from edged.publish.mqtt_connection import describe_connect_error, describe_early_close, read_password, tls_context
-from edged.publish.mqtt_discovery import discovery_messages
-from edged.publish.mqtt_modes import LabelTracker, ModeFilter, signature
-from edged.publish.mqtt_outbox import Message, Outbox
-from edged.publish.mqtt_sender import Sender
-from edged.publish.mqtt_topics import Topics, topic_level
+from edged.publish.base import CommandRequest
+from edged.publish.mqtt.config import MqttPublisherConfig
+from edged.publish.mqtt.connection import describe_connect_error, describe_early_close, read_password, tls_context
+from edged.publish.mqtt.discovery import discovery_messages
+from edged.publish.mqtt.modes import LabelTracker, ModeFilter, signature
+from edged.publish.mqtt.outbox import Message, Outbox
+from edged.publish.mqtt.publisher import MqttPublisher
+from edged.publish.mqtt.sender import Sender
+from edged.publish.mqtt.topics import Topics, topic_level
 
 MINIMAL = '[model]\npath = "m.tflite"\n\n[camera]\ntype = "synthetic"\n\n[publisher]\ntype = "mqtt"\n'
 
@@ -213,9 +216,10 @@ def _wait(predicate: Any) -> None:
 
 
 def test_sender_keeps_a_window_and_resumes_in_order_after_a_reconnect() -> None:
+    crashes: list[Any] = []
     client = _RecordingClient()
     sender = Sender(client, Outbox(100, 100), window=2)
-    sender.start()
+    thread = Threads(crashes.append).spawn("test-sender", sender.run)
     try:
         for i in range(5):
             sender.put_result(f"r{i}", b"x", 1)
@@ -236,13 +240,16 @@ def test_sender_keeps_a_window_and_resumes_in_order_after_a_reconnect() -> None:
         assert sender.flush(5)
     finally:
         sender.stop()
+        thread.join(5)
+        assert not crashes
 
 
 def test_sender_keeps_a_message_paho_refused_to_queue() -> None:
+    crashes: list[Any] = []
     client = _RecordingClient()
     client.rc = MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
     sender = Sender(client, Outbox(100, 100), window=5)
-    sender.start()
+    thread = Threads(crashes.append).spawn("test-sender", sender.run)
     try:
         sender.put_result("r0", b"x", 1)
         sender.connected()
@@ -251,6 +258,8 @@ def test_sender_keeps_a_message_paho_refused_to_queue() -> None:
         _wait(lambda: sender.pending() == (0, 1))
     finally:
         sender.stop()
+        thread.join(5)
+        assert not crashes
 
 
 # ---- publish modes and label values ---------------------------------------------------------------------------
@@ -299,23 +308,32 @@ def test_label_tracker_publishes_changes_only() -> None:
         ("pause", b"[1, 2]", "must be a JSON object"),
         ("pause", b"\xff\xfe", "not UTF-8"),
         ("pause", b"{" + b" " * MAX_COMMAND_BYTES + b"}", "exceeds the 4096-byte limit"),
-        ("reboot", b"{}", "unknown command 'reboot'; known commands: snapshot, pause"),
+        ("reboot", b"{}", "unknown command 'reboot'; known commands: pause, resume, snapshot"),
         ("pause", b'{"force": true}', "unknown argument(s) force for 'pause'"),
         ("snapshot", b'{"annotated": "yes"}', "'annotated' must be bool"),
         ("stats", b'{"id": {"x": 1}}', "`id` must be"),
     ],
 )
 def test_malformed_commands_are_refused_with_a_reason(name: str, payload: bytes, reason: str) -> None:
-    command, _, error = parse_command(name, payload)
+    command, _, error = dispatcher().parse(CommandRequest(name, payload))
     assert command is None and error is not None and reason in error
 
 
+def dispatcher() -> Any:
+    """The daemon's own dispatcher, with the daemon's own commands (nothing is started)."""
+    return Daemon(parse_config(MINIMAL)).dispatcher
+
+
 def test_valid_commands() -> None:
-    command, request_id, error = parse_command("snapshot", b'{"id": "r1", "annotated": false}')
+    parse = dispatcher().parse
+    command, request_id, error = parse(CommandRequest("snapshot", b'{"id": "r1", "annotated": false}'))
     assert error is None and command is not None and request_id == "r1"
     assert command.args == {"annotated": False}
-    assert parse_command("pause", b"")[0] is not None
-    assert parse_command("reboot", b'{"id": 7}')[1] == 7  # the id is echoed even in a refusal
+    assert parse(CommandRequest("pause", b"{}"))[0] is not None
+    assert parse(CommandRequest("pause", b""))[0] is None  # an empty payload is never a command
+    assert parse(CommandRequest("reboot", b'{"id": 7}'))[1] == 7  # the id is echoed even in a refusal
+    refused, request_id, error = parse(CommandRequest("resume", b'{"id": "r2"}', retained=True))
+    assert refused is None and request_id == "r2" and error is not None and "retained" in error
 
 
 # ---- Home Assistant discovery ---------------------------------------------------------------------------------

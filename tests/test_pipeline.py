@@ -11,7 +11,6 @@ import sys
 import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import cv2
 import jsonschema
@@ -23,7 +22,7 @@ from support.mjpeg_server import MjpegServer
 from edged.app.daemon import Daemon
 from edged.config import parse_config
 from edged.config.app import AppConfig
-from edged.errors import EdgedError
+from edged.errors import EdgedError, SourceError
 from edged.inference.model import file_sha256
 
 MODELS = Path(__file__).parent / "fixtures" / "models"
@@ -122,33 +121,12 @@ def test_sigterm_stops_cleanly_and_exits_zero(tmp_path: Path) -> None:
     assert "SIGTERM received: stopping" in err
 
 
-def test_second_signal_forces_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edged.cli import run as run_command
-
-    class Stoppable:
-        stops = 0
-
-        def request_stop(self) -> None:
-            self.stops += 1
-
-    exits: list[int] = []
-    monkeypatch.setattr(os, "_exit", exits.append)
-    handlers: dict[int, Any] = {}
-    monkeypatch.setattr(signal, "signal", lambda signum, handler: handlers.__setitem__(signum, handler))
-    target = Stoppable()
-    run_command.install_signal_handlers(target)  # type: ignore[arg-type]
-    handlers[signal.SIGTERM](signal.SIGTERM, None)
-    assert target.stops == 1 and exits == []
-    handlers[signal.SIGINT](signal.SIGINT, None)
-    assert exits == [130]
-
-
 @pytest.mark.parametrize(
     ("camera", "expected"),
     [
         ('type = "opencv"\nsource = "rtsp://user:secret@127.0.0.1:1/stream"\nopen_timeout_s = 2', "rtsp://user:***@"),
         ('type = "opencv"\nsource = "/dev/video9"', "/dev/video9 does not exist"),
-        ('type = "images"\npath = "/nonexistent/folder"', "/nonexistent/folder"),
+        ('type = "images"\npath = "/nonexistent/folder"\nwatch = true', "/nonexistent/folder"),
     ],
 )
 def test_bad_sources_retry_as_configured_then_fail_with_a_message(camera: str, expected: str) -> None:
@@ -165,14 +143,34 @@ def test_bad_sources_retry_as_configured_then_fail_with_a_message(camera: str, e
     assert "secret" not in json.dumps(publisher.events)
 
 
-def test_corrupt_video_is_a_clear_error(tmp_path: Path) -> None:
-    video = tmp_path / "broken.mp4"
-    video.write_bytes(os.urandom(4096))
+@pytest.mark.parametrize(
+    ("camera", "expected"),
+    [
+        ('type = "opencv"\nsource = "{tmp}/nope.mp4"', "nope.mp4 does not exist"),
+        ('type = "opencv"\nsource = "{tmp}/broken.mp4"', "not a video"),
+        ('type = "images"\npath = "{tmp}/missing"', "missing does not exist"),
+        ('type = "images"\npath = "{tmp}/broken.mp4"', "is not a folder"),
+    ],
+)
+def test_permanent_source_errors_fail_at_start_without_retrying(tmp_path: Path, camera: str, expected: str) -> None:
+    """Nothing fixes these by waiting: with the default max_attempts = 0 (retry for ever) they still fail at once."""
+    (tmp_path / "broken.mp4").write_bytes(os.urandom(4096))
     publisher = RecordingPublisher()
-    text = f'type = "opencv"\nsource = "{video}"\n[camera.reconnect]\ninitial_s = 0.05\nmax_attempts = 1\n'
-    assert Daemon(config(text, CLASSIFIER), publisher=publisher).run() == 1
-    failed = [e for e in publisher.events if e["event"] == "source_state" and e["state"] == "failed"]
-    assert "not a video" in failed[0]["detail"]
+    daemon = Daemon(config(camera.format(tmp=tmp_path), CLASSIFIER), publisher=publisher)
+    with pytest.raises(SourceError, match=expected) as info:
+        daemon.run(handle_signals=False)
+    assert info.value.permanent
+    assert not [e for e in publisher.events if e.get("state") == "reconnecting"]
+    assert publisher.stopped  # the publisher started before the source was opened is released again
+    assert daemon.threads.alive() == []  # and so is every thread
+
+
+def test_a_permanent_source_error_exits_1_with_the_fix(tmp_path: Path) -> None:
+    process = edged_run(tmp_path, config_text(f'type = "opencv"\nsource = "{tmp_path}/nope.mp4"', CLASSIFIER))
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "edged: error: camera: video file" in err and "does not exist; check camera.source" in err
+    assert "retrying" not in err and "Traceback" not in err
 
 
 def _write_images(folder: Path, sizes: list[tuple[int, int]], value: int = 128) -> None:

@@ -3,12 +3,15 @@ watchdog keep-alives stopping while a model is stuck in invoke()."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -28,26 +31,48 @@ CLASSIFIER = Path(__file__).parent / "fixtures" / "models" / "shapes_classifier_
 
 
 class NotifySocket:
-    """The receiving end of sd_notify, as systemd binds it: a datagram socket at $NOTIFY_SOCKET."""
+    """The receiving end of sd_notify, as systemd binds it: a datagram socket at $NOTIFY_SOCKET, read as it
+    arrives (the kernel queues only net.unix.max_dgram_qlen datagrams, often 10, for a receiver that does not)."""
 
     def __init__(self, address: str) -> None:
         self.address = address
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.05)
         self.messages: list[str] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            # recv and append under one lock: drain() never sees a datagram half handed over
+            with self._lock, contextlib.suppress(TimeoutError, OSError):
+                self.messages.append(self.sock.recv(4096).decode())
 
     def drain(self) -> list[str]:
+        """Everything received so far (a datagram sent before this call has arrived: AF_UNIX is synchronous)."""
         while True:
-            try:
+            with self._lock:
+                if not self._pending():
+                    return list(self.messages)
                 self.messages.append(self.sock.recv(4096).decode())
-            except BlockingIOError:
-                return self.messages
+
+    def _pending(self) -> bool:
+        buf = bytearray(4)
+        try:
+            fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, buf)
+        except OSError:
+            return False
+        return int.from_bytes(buf, "little") > 0
 
     def count(self, line: str) -> int:
         return sum(line in message.splitlines() for message in self.drain())
 
     def close(self) -> None:
+        self._closed.set()
+        self._reader.join(2)
         self.sock.close()
 
 
@@ -113,7 +138,9 @@ def test_edged_run_reports_ready_keeps_alive_and_stopping(tmp_path: Path, notify
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     messages = notify_socket.drain()
-    assert messages[0] == "READY=1\nSTATUS=running shapes_classifier_quant on camera"
+    ready = [m for m in messages if m.startswith("READY=1")]
+    assert ready == ["READY=1\nSTATUS=streaming: shapes_classifier_quant on camera"]
+    assert "STATUS=finished: shapes_classifier_quant on camera" in messages  # the source state, not "running"
     assert messages[-1] == "STOPPING=1"
     assert notify_socket.count("WATCHDOG=1") >= 2  # 60 frames at 20 fps: about 3 s of keep-alives every 0.5 s
     assert any(m.startswith("STATUS=in ") and "fps" in m for m in messages)  # the stats line, for systemctl status

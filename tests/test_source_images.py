@@ -14,10 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.config.camera import ImagesCamera
 from edged.errors import SourceError
 from edged.sources.base import create_source
-from edged.sources.images import ImageFolderSource
+from edged.sources.images import ImageFolderSource, ImagesCamera
 from edged.types import Frame
 
 #: Generous upper bound for anything that should happen "soon" on a loaded machine; never asserted on.

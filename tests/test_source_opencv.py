@@ -12,11 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.config.camera import OpenCvCamera
 from edged.errors import SourceError
 from edged.sources.base import create_source
 from edged.sources.locations import classify, mask_url
-from edged.sources.opencv import OpenCvSource
+from edged.sources.opencv import OpenCvCamera, OpenCvSource
 from edged.sources.pacing import next_deadline
 from edged.types import Frame
 

@@ -15,10 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from edged.config.camera import Picamera2Camera
 from edged.errors import SourceError
 from edged.sources.base import create_source
-from edged.sources.picamera2 import Picamera2Source
+from edged.sources.picamera2 import Picamera2Camera, Picamera2Source
 
 
 class FakePicamera2:

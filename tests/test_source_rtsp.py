@@ -20,8 +20,7 @@ from support.rtsp_server import INSTALL_HINT, RtspServer, missing_parts
 from support.streams import OPEN_TIMEOUT_S, READ_TIMEOUT_S, read_until_broken
 
 from edged.config import parse_config
-from edged.config.camera import OpenCvCamera
-from edged.sources.opencv import OpenCvSource
+from edged.sources.opencv import OpenCvCamera, OpenCvSource
 
 CLASSIFIER = Path(__file__).parent / "fixtures" / "models" / "shapes_classifier_quant.tflite"
 

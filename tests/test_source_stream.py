@@ -9,9 +9,8 @@ import pytest
 from support.mjpeg_server import MjpegServer
 from support.streams import OPEN_TIMEOUT_S, READ_TIMEOUT_S, read_until_broken
 
-from edged.config.camera import OpenCvCamera
 from edged.errors import SourceError
-from edged.sources.opencv import OpenCvSource
+from edged.sources.opencv import OpenCvCamera, OpenCvSource
 
 
 @pytest.fixture

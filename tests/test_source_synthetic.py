@@ -7,12 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edged.config.camera import SyntheticCamera
 from edged.errors import SourceError
 from edged.sources.base import create_source
 from edged.sources.pacing import next_deadline
 from edged.sources.shapes import Shape
-from edged.sources.synthetic import Motion, SyntheticSource, step
+from edged.sources.synthetic import Motion, SyntheticCamera, SyntheticSource, step
 from edged.types import Frame
 
 #: BGR channel that dominates each shape class's colour.

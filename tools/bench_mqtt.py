@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.broker import Mosquitto  # noqa: E402
+from support.runtime import PublisherRuntime  # noqa: E402
 
 from edged.app.stats import percentile  # noqa: E402
-from edged.config.publish import MqttPublisherConfig  # noqa: E402
-from edged.publish.mqtt import MqttPublisher  # noqa: E402
+from edged.publish.mqtt.config import MqttPublisherConfig  # noqa: E402
+from edged.publish.mqtt.publisher import MqttPublisher  # noqa: E402
 
 DEVICE = "bench"
 
@@ -52,8 +53,18 @@ def rss_mb() -> float:
 class Control:
     paused = False
 
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
     def state(self) -> dict[str, Any]:
         return {"task": "detection", "model": {"name": "bench"}}
+
+    def snapshot_jpeg(self, annotated: bool) -> bytes | None:
+        return None
 
 
 def make_result(seq: int) -> dict[str, Any]:
@@ -115,7 +126,8 @@ def run(seconds: float, rate: float) -> dict[str, Any]:
     time.sleep(0.5)
     config = MqttPublisherConfig(type="mqtt", host=broker.host, port=broker.port, homeassistant=False)
     publisher = MqttPublisher(config, DEVICE)
-    publisher.start(Control())  # type: ignore[arg-type]
+    runtime = PublisherRuntime(Control())
+    runtime.start(publisher)
     deadline = time.monotonic() + 10
     while not publisher.mqtt_stats()["connected"] and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -57,9 +57,13 @@ class BenchPublisher(NullPublisher):
 def run_bench(config: AppConfig, frames: int) -> dict[str, Any]:
     """Run the pipeline for `frames` results (after a short warm-up) and report fps and per-stage timings."""
     publisher = BenchPublisher(frames)
-    daemon = Daemon(config, publisher=publisher)
+    daemon = Daemon(config, publisher=publisher, retry_source=False)  # a benchmark never waits for a source
     publisher.daemon = daemon
-    daemon.run()
+    code = daemon.run()
+    if code != 0 and daemon.stop_reason == "the source failed":
+        from edged.errors import SourceError
+
+        raise SourceError(f"the source failed: {daemon.capture.worker.error if daemon.capture.worker else '?'}")
     capture = publisher.final_stats
     if publisher.first_at is None or publisher.last_at is None:
         measured = max(0, publisher.count - WARMUP_RESULTS)
@@ -67,7 +71,7 @@ def run_bench(config: AppConfig, frames: int) -> dict[str, Any]:
     seconds = (publisher.last_at or 0.0) - (publisher.first_at or 0.0)
     stages = {name: _summary(values) for name, values in publisher.stages.items()}
     stages = {"capture": {"p50": capture["capture_ms"]["p50"], "p95": capture["capture_ms"]["p95"]}, **stages}
-    bundle = daemon.holder.current if daemon.holder else None
+    bundle = daemon.models.current if daemon.models else None
     return {
         "fps": round(frames / seconds, 2) if seconds > 0 else None,
         "frames": frames,

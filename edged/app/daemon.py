@@ -1,10 +1,16 @@
-"""The daemon: config → model, source, publisher → threads; stats on a timer; a clean stop within a time limit."""
+"""The daemon: config → model, source, publisher → supervised threads → a clean stop within a time limit.
+
+It owns the replaceable parts (the current config, the model holder and its manager, the publisher holder, the
+mailbox between capture and inference) and the control surface every front end uses. Threads are started only
+through `self.threads`; the supervisor (edged/app/supervisor.py) runs the main loop and decides the exit status.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cv2
@@ -12,32 +18,52 @@ import numpy as np
 
 from edged import __version__
 from edged.annotate import annotate
-from edged.app.liveness import Liveness
+from edged.app.capture import CaptureSide
+from edged.app.control import CommandSpec, Dispatcher
+from edged.app.events import Broadcast, EventBus
+from edged.app.holders import ConfigRef, ModelHolder, PublisherHolder
+from edged.app.inference import InferenceWorker, roi_of
 from edged.app.mailbox import LatestFrameMailbox
+from edged.app.models import ModelManager
 from edged.app.sdnotify import SystemdNotifier
 from edged.app.stats import Stats
-from edged.app.workers import CaptureWorker, InferenceWorker, ModelHolder
+from edged.app.supervisor import EXIT_ERROR, EXIT_OK, Supervisor
+from edged.app.threads import Crash, Threads
 from edged.config.app import AppConfig
+from edged.errors import CommandRefused, EdgedError
 from edged.inference.engine import ModelBundle, known_label_index
 from edged.inference.loader import load_bundle
-from edged.inference.preprocess import FULL_FRAME, Roi
-from edged.publish.base import Publisher
-from edged.publish.factory import create_publisher
+from edged.publish.base import CommandRequest, Control, NetworkLoop, Publisher, ReplySink, create_publisher
 from edged.results import utc_iso
-from edged.sources.base import FrameSource, create_source
+from edged.sources.base import FrameSource
 
 log = logging.getLogger(__name__)
 
 PAUSE_WAIT_S = 10.0  # longer than any sane model's invoke; pause() never blocks forever
 
 
-def roi_of(config: AppConfig) -> Roi:
-    roi = config.pipeline.roi
-    return Roi(*roi) if roi else FULL_FRAME
+class DaemonRuntime:
+    """What publishers get from the daemon: the control surface and supervised threads (publish.base.Runtime)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    @property
+    def control(self) -> Control:
+        return self._daemon
+
+    def spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
+        return self._daemon.threads.spawn(name, target)
+
+    def start_network_loop(self, client: NetworkLoop) -> None:
+        self._daemon.threads.start_network_loop(client)
+
+    def request_stop(self, reason: str, exit_code: int = 0) -> None:
+        self._daemon.request_stop(reason, exit_code)
 
 
 class Daemon:
-    """Runs until stopped (signal, command) or until a finite source is finished."""
+    """Runs until stopped (signal, command, a bug) or until a finite source is finished."""
 
     def __init__(
         self,
@@ -46,23 +72,56 @@ class Daemon:
         publisher: Publisher | None = None,
         source: FrameSource | None = None,
         bundle: ModelBundle | None = None,
+        retry_source: bool = True,
     ) -> None:
-        self.config = config
+        self.settings = ConfigRef(config)
         self.stop_event = threading.Event()
         self.paused_event = threading.Event()
-        self.counters = Stats()
+        self.stats_counters = Stats()
+        self.events = EventBus()
+        self.results: Broadcast[dict[str, Any]] = Broadcast("results", recent=50)
         self.mailbox = LatestFrameMailbox()
+        self.threads = Threads(self._on_crash)
+        self.runtime = DaemonRuntime(self)
+        self.dispatcher = Dispatcher()
+        self.capture = CaptureSide(self.threads, self.settings, self.mailbox, self.stats_counters,
+                                   self._source_state, self.emit)  # fmt: skip
+        self.models: ModelManager | None = None
+        self.publishers: PublisherHolder | None = None
+        self.inference: InferenceWorker | None = None
+        self._inference_thread: threading.Thread | None = None
         self._publisher = publisher
         self._source = source
         self._bundle = bundle
-        self.holder: ModelHolder | None = None
-        self.inference: InferenceWorker | None = None
-        self.capture: CaptureWorker | None = None
+        self._retry_source = retry_source
+        self._stop_lock = threading.Lock()
+        self.stop_reason: str | None = None
+        self.stop_code = EXIT_OK
         self.started_at = time.time()
-        self.exit_code = 0
+        self.notifier: SystemdNotifier | None = None
+        self._register_commands()
+        self.events.add_callback(self._forward_event)
 
-    # ---- AppControl -------------------------------------------------------------------------------------------
-    def pause(self) -> None:
+    @property
+    def config(self) -> AppConfig:
+        return self.settings.current
+
+    # ---- commands ---------------------------------------------------------------------------------------------
+    def _register_commands(self) -> None:
+        register = self.dispatcher.register
+        register(CommandSpec("pause", lambda _: self.pause(), summary="stop producing results"))
+        register(CommandSpec("resume", lambda _: self.resume(), summary="produce results again"))
+        register(CommandSpec("snapshot", self._snapshot_command, {"annotated": bool},
+                             summary="publish the newest frame as a JPEG"))  # fmt: skip
+        register(CommandSpec("stats", lambda _: self.stats(), summary="the stats of the current window"))
+        register(CommandSpec("state", lambda _: self.state(), summary="what is running"))
+        register(CommandSpec("check_update", lambda _: self.check_update(), long=True,
+                             summary="look for a newer model version now"))  # fmt: skip
+
+    def submit(self, request: CommandRequest, reply: ReplySink) -> None:
+        self.dispatcher.submit(request, reply)
+
+    def pause(self) -> dict[str, Any]:
         """Returns once the frame in flight is published, so a "paused" reply means no further results."""
         self.paused_event.set()
         worker = self.inference
@@ -74,22 +133,30 @@ class Daemon:
                     "paused; the frame in flight is taking over %.0f s and will still be published", PAUSE_WAIT_S
                 )
         self.emit("paused", {})
+        return {"paused": self.paused}
 
-    def resume(self) -> None:
+    def resume(self) -> dict[str, Any]:
         self.paused_event.clear()
         self.emit("resumed", {})
+        return {"paused": self.paused}
 
     @property
     def paused(self) -> bool:
         return self.paused_event.is_set()
 
+    def _snapshot_command(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        if self.publishers is None:
+            raise CommandRefused("edged is still starting")
+        return self.publishers.current.publish_snapshot(args.get("annotated"))
+
     def stats(self) -> dict[str, Any]:
         return self.stats_snapshot(reset=False)
 
     def state(self) -> dict[str, Any]:
-        bundle = self.holder.current if self.holder else None
+        bundle = self.models.current if self.models else None
+        config = self.config
         return {
-            "device_id": self.config.device_id,
+            "device_id": config.device_id,
             "edged_version": __version__,
             "run_id": self.inference.run_id if self.inference else None,
             "started_at": utc_iso(self.started_at),
@@ -97,11 +164,7 @@ class Daemon:
             "model": bundle.info.as_dict() if bundle else None,
             "task": bundle.spec.task if bundle else None,
             "accelerator": bundle.accelerator if bundle else None,
-            "source": {
-                "id": self.config.camera.id,
-                "type": self.config.camera.type,
-                "state": self.counters.source_state,
-            },
+            "source": {"id": config.camera.id, "type": config.camera.type, "state": self.stats_counters.source_state},
             "paused": self.paused,
         }
 
@@ -109,7 +172,7 @@ class Daemon:
         last = self.inference.last if self.inference else None
         if last is None:
             return None
-        frame, prediction, _ = last
+        frame, prediction = last.frame, last.prediction
         image = (
             frame.image
             if frame.color == "bgr"
@@ -121,109 +184,131 @@ class Daemon:
         return encoded.tobytes() if ok else None
 
     def check_update(self) -> dict[str, Any]:
-        return {"ok": False, "reason": "model hosting is not configured"}
+        raise CommandRefused("model hosting is not configured (add a [hosting] table)")
 
-    # ---- lifecycle --------------------------------------------------------------------------------------------
-    def emit(self, event: str, fields: dict[str, Any]) -> None:
-        payload = {"event": event, "at": utc_iso(time.time()), **fields}
-        if self._publisher is not None:
-            self._publisher.publish_event(payload)
-        if event == "source_state" and self._publisher is not None:
-            self._publisher.publish_state(self.state())
+    # ---- events, state, stats -----------------------------------------------------------------------------------
+    def emit(self, event: str, fields: Mapping[str, Any]) -> None:
+        self.events.event(event, dict(fields))
+
+    def _forward_event(self, event: dict[str, Any]) -> None:
+        publishers = self.publishers
+        if publishers is None:
+            return
+        publishers.publish_event(event)
+        if event["event"] in ("source_state", "paused", "resumed", "model_changed"):
+            publishers.publish_state(self.state())
+
+    def _source_state(self, state: str, detail: str) -> None:
+        if state == self.stats_counters.source_state:
+            return
+        self.stats_counters.source_state = state
+        self.emit("source_state", {"source": self.config.camera.id, "state": state, "detail": detail})
+        if self.notifier is not None:
+            self.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        """systemd's STATUS=: what runs, and the source's state (not "running" while reconnecting)."""
+        bundle = self.models.current if self.models else None
+        name = bundle.info.name if bundle else "?"
+        return f"{self.stats_counters.source_state}: {name} on {self.config.camera.id}"
 
     def stats_snapshot(self, reset: bool = True) -> dict[str, Any]:
-        snapshot = self.counters.snapshot(reset=reset)
+        snapshot = self.stats_counters.snapshot(reset=reset)
         snapshot["device_id"] = self.config.device_id
         snapshot["at"] = utc_iso(time.time())
         snapshot["paused"] = self.paused
         if self.inference is not None:
             snapshot["seq"] = self.inference.seq
-            snapshot["inference_failures"] = self.inference.failures
+            snapshot["inference_failures"] = self.stats_counters.totals["inference_failures"]
         return snapshot
 
-    def request_stop(self) -> None:
-        self.stop_event.set()
-
-    def start(self) -> None:
-        """Load the model, open the publisher, start the threads. Raises EdgedError on a bad setup."""
-        config = self.config
-        bundle = self._bundle or load_bundle(config.model, roi=roi_of(config))
-        log.info(
-            "model %s (%s, %s, %s) on %s", bundle.info.name, bundle.spec.task, bundle.spec.decoder,
-            bundle.info.sha256[:12], bundle.accelerator,
-        )  # fmt: skip
-        for name in getattr(config.publisher, "labels", []):  # Home Assistant entities for labels it never reports
-            known_label_index(name, bundle.spec, "publisher.labels")
-        self.holder = ModelHolder(bundle)
-        source = self._source or create_source(config.camera)
-        publisher = self._publisher or create_publisher(config)
-        self._publisher = publisher
-        self.inference = InferenceWorker(
-            self.holder, self.mailbox, publisher, self.counters, config.pipeline, config.device_id,
-            self.stop_event, self.paused_event,
-        )  # fmt: skip
-        self.capture = CaptureWorker(
-            source, config.camera, config.pipeline, self.mailbox, self.counters, self.emit, self.stop_event
-        )
-        publisher.start(self)
-        publisher.publish_state(self.state())
-        self.emit("started", {"run_id": self.inference.run_id, "source": source.describe()})
-        self.inference.start()
-        self.capture.start()
-
-    def run(self) -> int:
-        """Start, supervise until stopped or finished, then shut down. Returns the exit code."""
-        notifier = SystemdNotifier()
-        self.start()
-        assert self.inference is not None and self.holder is not None
-        liveness = Liveness(notifier, self.inference, self.emit)
-        notifier.ready(f"running {self.holder.current.info.name} on {self.config.camera.id}")
-        interval = self.config.pipeline.stats_interval_s
-        next_stats = time.monotonic() + interval
-        while not self.stop_event.is_set() and self.inference.is_alive():
-            self.inference.join(timeout=min(0.5, max(0.0, next_stats - time.monotonic())))
-            now = time.monotonic()
-            liveness.tick(now)
-            if now >= next_stats:
-                notifier.status(self._report_stats())
-                next_stats += interval
-        notifier.stopping()
-        try:
-            return self.shutdown()
-        finally:
-            notifier.close()
-
-    def _report_stats(self) -> str:
-        """Log and publish the stats of the last interval; returns the log line."""
+    def report_stats(self) -> str:
+        """Log and publish the stats of the last interval; returns the line for systemd's STATUS=."""
         snapshot = self.stats_snapshot()
-        line = "in {:.1f} fps, out {:.1f} fps, dropped {}, inference p50 {} ms p95 {} ms, source {}".format(
-            snapshot["input_fps"], snapshot["output_fps"], snapshot["dropped"], snapshot["inference_ms"]["p50"],
-            snapshot["inference_ms"]["p95"], snapshot["source_state"],
+        line = "in {:.1f} fps, out {:.1f} fps, dropped {}, skipped {}, inference p50 {} ms p95 {} ms, source {}".format(
+            snapshot["input_fps"], snapshot["output_fps"], snapshot["dropped"], snapshot["skipped"],
+            snapshot["inference_ms"]["p50"], snapshot["inference_ms"]["p95"], snapshot["source_state"],
         )  # fmt: skip
         log.info("stats: %s", line)
-        if self._publisher is not None:
-            self._publisher.publish_stats(snapshot)
+        if self.publishers is not None:
+            self.publishers.publish_stats(snapshot)
         return line
 
-    def shutdown(self) -> int:
-        """Stop capture, finish the frame in flight, flush the publisher, all within shutdown_timeout_s."""
-        deadline = time.monotonic() + self.config.pipeline.shutdown_timeout_s
-        finished = not self.stop_event.is_set()
+    # ---- stopping ------------------------------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested", exit_code: int = EXIT_OK, log_line: str = "") -> None:
+        """Ask for a clean stop; the first reason (and its exit status) is the one reported."""
+        with self._stop_lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+                self.stop_code = exit_code
+                if log_line:
+                    log.info("%s", log_line)
         self.stop_event.set()
-        self.mailbox.close()
-        for worker in (self.inference, self.capture):
-            if worker is not None:
-                worker.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self.inference is not None and self.inference.is_alive():
-            log.error("the frame in flight did not finish within the shutdown time limit")
-            self.exit_code = 1
-        if self._publisher is not None:
-            self.emit("stopped", {"reason": "source finished" if finished else "stop requested"})
-            self._publisher.publish_stats(self.stats_snapshot())
-            if not self._publisher.flush(max(0.0, deadline - time.monotonic())):
-                log.error("some messages were not delivered within the shutdown time limit")
-                self.exit_code = 1
-            self._publisher.stop()
-        if self.counters.source_state == "failed":
-            self.exit_code = 1
-        return self.exit_code
+
+    def _on_crash(self, crash: Crash) -> None:
+        self.request_stop(f"thread {crash.thread} crashed", EXIT_ERROR)
+
+    def inference_alive(self) -> bool:
+        return self._inference_thread is not None and self._inference_thread.is_alive()
+
+    # ---- start -----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the model, open the publisher and the source, start the threads. Raises EdgedError on a bad setup,
+        after releasing whatever it had started (threads, the broker connection, the model's delegate)."""
+        from edged.app.startup import start_daemon
+
+        start_daemon(self)
+
+    def run(self, *, handle_signals: bool = True) -> int:
+        """Start, supervise until stopped or finished, then shut down. Returns the exit status."""
+        self.notifier = SystemdNotifier()
+        supervisor = Supervisor(self, self.notifier)
+        if handle_signals:
+            supervisor.install_signal_handlers()
+        try:
+            self.start()
+        except BaseException:
+            supervisor.restore_signal_handlers()
+            self.notifier.close()
+            raise
+        return supervisor.run()
+
+    def shutdown(self, forced: threading.Event | None = None) -> int:
+        from edged.app.startup import shutdown_daemon
+
+        return shutdown_daemon(self, forced or threading.Event())
+
+    # ---- what start() builds (used by startup.py) -----------------------------------------------------------------
+    def build_model(self) -> ModelBundle:
+        config = self.config
+        bundle = self._bundle or load_bundle(config.model, roi=roi_of(config))
+        for name in config.publisher.entity_labels():  # Home Assistant entities for labels it never reports
+            try:
+                known_label_index(name, bundle.spec, "publisher.labels")
+            except EdgedError:
+                bundle.close()
+                raise
+        return bundle
+
+    def build_publisher(self) -> Publisher:
+        return self._publisher or create_publisher(self.config.publisher, self.config.device_id)
+
+    def attach(self, bundle: ModelBundle, publisher: Publisher) -> None:
+        self.models = ModelManager(ModelHolder(bundle), self.events)
+        self.publishers = PublisherHolder(publisher)
+        self.inference = InferenceWorker(
+            self.models.holder, self.mailbox, self.publishers, self.stats_counters, self.settings, self.results,
+            self.stop_event, self.paused_event,
+        )  # fmt: skip
+
+    def start_inference(self) -> None:
+        assert self.inference is not None
+        self._inference_thread = self.threads.spawn("edged-inference", self.inference.run)
+
+    @property
+    def given_source(self) -> FrameSource | None:
+        return self._source
+
+    @property
+    def retry_source(self) -> bool:
+        return self._retry_source

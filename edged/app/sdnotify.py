@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class SystemdNotifier:
         self._address = "\0" + address[1:] if address.startswith("@") else address
         self._socket: socket.socket | None = None
         self._failed = False
+        self._lock = threading.Lock()  # the supervisor and the capture thread (source state) both report
         self.watchdog_s = _watchdog_interval(environ)
 
     @property
@@ -46,20 +48,28 @@ class SystemdNotifier:
             self._send("WATCHDOG=1")
 
     def close(self) -> None:
-        sock, self._socket = self._socket, None
+        with self._lock:
+            sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
 
     def _send(self, message: str) -> None:
-        if not self._address or self._failed:
+        if not self._address:
             return
-        try:
-            if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._socket.sendto(message.encode(), self._address)
-        except OSError as exc:
-            self._failed = True  # say it once; systemd will report the missing READY or keep-alives itself
-            log.error("cannot notify systemd through %s: %s", os.environ.get("NOTIFY_SOCKET"), exc)
+        with self._lock:
+            if self._failed:
+                return
+            try:
+                if self._socket is None:
+                    self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Never block the daemon: a receiver that does not read (its queue holds only
+                # net.unix.max_dgram_qlen datagrams) loses this message instead.
+                self._socket.sendto(message.encode(), socket.MSG_DONTWAIT, self._address)
+            except BlockingIOError:
+                log.debug("systemd's notify socket is full; dropped %r", message.split("\n", 1)[0])
+            except OSError as exc:
+                self._failed = True  # say it once; systemd will report the missing READY or keep-alives itself
+                log.error("cannot notify systemd through %s: %s", os.environ.get("NOTIFY_SOCKET"), exc)
 
 
 def _watchdog_interval(environ: Mapping[str, str]) -> float | None:

@@ -10,9 +10,10 @@ from typing import Any
 from edged.app.bench import run_bench
 from edged.config import load_config
 from edged.config.app import AppConfig
-from edged.config.camera import OpenCvCamera
 from edged.config.model import ModelConfig
+from edged.config.pipeline import PipelineConfig
 from edged.errors import ConfigError
+from edged.sources.opencv import OpenCvCamera
 
 
 def add_parser(commands: Any) -> None:
@@ -35,7 +36,7 @@ def bench_config(args: argparse.Namespace) -> AppConfig:
     """The configuration to benchmark: the file source reads as fast as possible and loops."""
     if args.config is not None:
         config = load_config(args.config)
-        if config.camera.type != "opencv":
+        if not isinstance(config.camera, OpenCvCamera):
             raise ConfigError("edged bench needs a file source: [camera] type = 'opencv' with a video file")
         camera = config.camera.model_copy(update={"realtime": False, "loop": True})
         model = config.model
@@ -48,7 +49,7 @@ def bench_config(args: argparse.Namespace) -> AppConfig:
         model = model.model_copy(update={"num_threads": args.threads})
     if args.frames < 1:
         raise ConfigError("--frames must be at least 1")
-    return AppConfig(device_id="bench", model=model, camera=camera, pipeline={"stats_interval_s": 3600})
+    return AppConfig(device_id="bench", model=model, camera=camera, pipeline=PipelineConfig(stats_interval_s=3600))
 
 
 def _table(report: dict[str, Any]) -> str:

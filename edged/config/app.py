@@ -1,20 +1,34 @@
-"""The whole configuration file, and its loading with errors that name the TOML key and line."""
+"""The whole configuration file, and its loading with errors that name the TOML key and line.
+
+`[camera]` and `[publisher]` are tables whose `type` picks a plugin; the plugin's own config model (in its file
+under edged/sources/ or edged/publish/) validates the rest of the table. Validation never does I/O beyond reading
+the file itself.
+"""
 
 from __future__ import annotations
 
-import difflib
 import re
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from edged.config.camera import CameraConfig
-from edged.config.model import ModelConfig, Strict
+from edged.config.base import Table
+from edged.config.camera import SourceConfig
+from edged.config.errors import describe_errors, read_config_text
+from edged.config.model import ModelConfig
 from edged.config.pipeline import PipelineConfig
-from edged.config.publish import PublisherConfig, StdoutPublisherConfig
+from edged.config.publisher import PublisherConfig
 from edged.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -31,13 +45,52 @@ def default_device_id() -> str:
     return cleaned[:64] or "edged"
 
 
-class AppConfig(Strict):
+def _plugin_table(kind: str, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate a `[camera]` / `[publisher]` table with the config model of the plugin its `type` names."""
+    from edged.publish.registry import PUBLISHERS
+    from edged.sources.registry import SOURCES
+
+    registry = SOURCES if kind == "camera" else PUBLISHERS
+    base = SourceConfig if kind == "camera" else PublisherConfig
+    if isinstance(value, base):
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("table_type", "{m}", {"m": f"must be a table ([{kind}] with a `type` key)"})
+    names = ", ".join(repr(name) for name in registry.names())
+    if "type" not in value:
+        raise PydanticCustomError("missing_type", "{m}", {"m": f"required key is missing; use one of {names}"})
+    plugin = registry.get(value["type"]) if isinstance(value["type"], str) else None
+    if plugin is None:
+        message = f"{value['type']!r} is not a known {kind} type; use one of {names}"
+        raise PydanticCustomError("unknown_type", "{m}", {"m": message})
+    return plugin.config.model_validate(value)
+
+
+def _camera(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return _plugin_table("camera", value, handler)
+
+
+def _publisher(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return _plugin_table("publisher", value, handler)
+
+
+def _default_publisher() -> PublisherConfig:
+    from edged.publish.stdout import StdoutPublisherConfig
+
+    return StdoutPublisherConfig(type="stdout")
+
+
+CameraTable = Annotated[SerializeAsAny[SourceConfig], WrapValidator(_camera)]
+PublisherTable = Annotated[SerializeAsAny[PublisherConfig], WrapValidator(_publisher)]
+
+
+class AppConfig(Table):
     device_id: str = Field(default_factory=default_device_id, description="Names this device in topics and ids.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     model: ModelConfig
-    camera: CameraConfig
+    camera: CameraTable
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
-    publisher: PublisherConfig = Field(default_factory=lambda: StdoutPublisherConfig(type="stdout"))
+    publisher: PublisherTable = Field(default_factory=_default_publisher)
 
     @field_validator("device_id")
     @classmethod
@@ -47,95 +100,20 @@ class AppConfig(Strict):
         return value
 
 
-def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+def resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     """Relative file paths in the config are relative to the config file, not to the working directory."""
-    for table, keys in (
-        ("model", ("path", "labels", "cpu_model")),
-        ("camera", ("path",)),
-        ("publisher", ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file")),
-    ):
-        section = data.get(table)
-        if isinstance(section, dict):
-            for key in keys:
-                value = section.get(key)
-                if isinstance(value, str) and value and not Path(value).is_absolute():
-                    section[key] = str(base / value)
+    from edged.publish.registry import PUBLISHERS
+    from edged.sources.registry import SOURCES
 
-
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """The line of `loc` (a pydantic error location) in TOML `text`: the key's line, else its table's."""
-    keys = [str(part) for part in loc if isinstance(part, str)]
-    if not keys:
-        return None
-    table_re = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+\s*(#.*)?$")
-    key_re = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
-    current: list[str] = []
-    best: int | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        table = table_re.match(line)
-        if table:
-            current = [part.strip().strip("\"'") for part in table.group(1).split(".")]
-            if current == keys:
-                best = number
-            continue
-        key = key_re.match(line)
-        if key and [*current, key.group(1).strip("\"'")] == keys[: len(current) + 1]:
-            if len(current) + 1 == len(keys):
-                return number
-            best = best or number
-        elif key and not current and key.group(1) == keys[0]:
-            best = best or number
-    if best is None and len(keys) > 1:
-        return _line_of(text, tuple(keys[:-1]))
-    return best
-
-
-def _describe(error: dict[str, Any], text: str, origin: str) -> str:
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in _UNION_TAGS))
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        loc = (*loc, "type")
-    key = ".".join(str(part) for part in loc) or "(top level)"
-    line = _line_of(text, loc)
-    where = f"{origin}:{line}" if line else origin
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), sorted(_known_keys()), n=1) if loc else []
-        hint = f"did you mean {close[0]!r}?" if close else "see config.example.toml for every option"
-        message = f"unknown key ({hint})"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    elif error["type"] == "union_tag_invalid":
-        message = f"{message}".replace("does not match any of the expected tags", "is not a known type; use one of")
-    return f"{where}: {key}: {message}"
-
-
-def _known_keys() -> set[str]:
-    """Every key of every config table, for 'did you mean' hints."""
-    from pydantic import BaseModel
-
-    keys: set[str] = set()
-    pending: list[type[BaseModel]] = [AppConfig]
-    while pending:
-        model = pending.pop()
-        for name, field in model.model_fields.items():
-            keys.add(name)
-            for arg in _model_types(field.annotation):
-                if arg not in pending:
-                    pending.append(arg)
-    return keys
-
-
-def _model_types(annotation: Any) -> list[type[Any]]:
-    from typing import get_args
-
-    from pydantic import BaseModel
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [found for arg in get_args(annotation) for found in _model_types(arg)]
-
-
-_UNION_TAGS = {"opencv", "picamera2", "images", "synthetic", "stdout", "mqtt"}
+    model = data.get("model")
+    if isinstance(model, dict):
+        ModelConfig.resolve_relative_paths(model, base)
+    for key, registry in (("camera", SOURCES), ("publisher", PUBLISHERS)):
+        table = data.get(key)
+        if isinstance(table, dict) and isinstance(table.get("type"), str):
+            plugin = registry.get(table["type"])
+            if plugin is not None:
+                plugin.config.resolve_relative_paths(table, base)
 
 
 def parse_config(text: str, origin: str = "<config>", base: Path | None = None) -> AppConfig:
@@ -145,20 +123,15 @@ def parse_config(text: str, origin: str = "<config>", base: Path | None = None) 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
     if base is not None:
-        _resolve_paths(data, base)
+        resolve_relative_paths(data, base)
     try:
         return AppConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(dict(error), text, origin) for error in exc.errors()]
+        problems = describe_errors(exc, data, text, origin)
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from exc
 
 
 def load_config(path: Path) -> AppConfig:
     """Read and validate the configuration file at `path`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"configuration file {path} does not exist (start from config.example.toml)") from exc
-    except OSError as exc:
-        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror or exc}") from exc
+    text = read_config_text(path)
     return parse_config(text, str(path), path.resolve().parent)

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from edged.config.base import FilePath, Table
 
 DecoderName = Literal["auto", "classification", "ssd", "yolov5", "yolov8"]
 
 
-class Strict(BaseModel):
-    """Base for every config table: unknown keys are errors (they are usually typos)."""
+class ModelConfig(Table):
+    PATH_KEYS: ClassVar[tuple[str, ...]] = ("path", "labels", "cpu_model")
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelConfig(Strict):
-    path: Path = Field(description="The .tflite model file.")
-    labels: Path | None = Field(None, description="Label file; default: embedded metadata, then a sidecar file.")
+    path: FilePath = Field(description="The .tflite model file.")
+    labels: FilePath | None = Field(None, description="Label file; default: embedded metadata, then a sidecar file.")
     name: str | None = Field(None, description="Name reported in results; default: the file name without .tflite.")
     version: str = Field("local", description="Version reported in results (hosting sets it from the manifest).")
     decoder: DecoderName = "auto"
     accelerator: Literal["auto", "cpu", "edgetpu"] = "auto"
     device: str = Field("", description="Edge TPU device: '', 'usb', 'usb:N', 'pci', 'pci:N' or ':N'.")
-    cpu_model: Path | None = Field(
+    cpu_model: FilePath | None = Field(
         None, description="CPU twin of an Edge TPU model (default: foo.tflite beside foo_edgetpu.tflite)."
     )
     num_threads: int | None = Field(None, ge=1, le=64, description="CPU threads; default: every core.")

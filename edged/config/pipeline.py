@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edged.config.model import Strict
+from edged.config.base import Table
 
 
-class PipelineConfig(Strict):
+class PipelineConfig(Table):
     max_fps: float = Field(0.0, ge=0, description="Most inferences per second; 0 = as fast as the model allows.")
     interval_s: float = Field(0.0, ge=0, description="One result every N seconds (overrides max_fps when set).")
     roi: list[float] | None = Field(None, description="Normalized [xmin, ymin, xmax, ymax] crop fed to the model.")

@@ -6,6 +6,7 @@ whole bundles between frames.
 from __future__ import annotations
 
 import difflib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ class DecodeParams:
     top_k: int
     nms_iou: float
     max_detections: int
+
+    @functools.cached_property
+    def every_class_allowed(self) -> bool:
+        """No include/exclude list: classification can rank the raw output and dequantize only the top-k."""
+        return bool(np.isfinite(self.thresholds).all())
 
 
 def known_label_index(name: str, spec: ModelSpec, key: str) -> int:
@@ -83,6 +89,7 @@ class ModelBundle:
         self._table = value_table(spec.normalization, spec.input.dtype, spec.input.scale, spec.input.zero_point)
         self._plan: InputPlan | None = None
         self._state: list[tuple[int, int, npt.NDArray[Any]]] = []
+        self.closed = False
         self.reset_state()
         self._decode = self._decoder()
 
@@ -93,24 +100,37 @@ class ModelBundle:
             for inp, out in self.spec.state_pairs
         ]
 
-    def _plan_for(self, image: ImageArray, color: ColorOrder) -> InputPlan:
-        key = (image.shape[1], image.shape[0], color)
+    def _plan_for(self, image: ImageArray, color: ColorOrder, roi: Roi) -> InputPlan:
+        key = (image.shape[1], image.shape[0], color, roi)
         plan = self._plan
-        if plan is None or plan.key != key:  # a new frame size (or the first frame): plan once, reuse after
+        if plan is None or plan.key != key:  # a new frame size or ROI (or the first frame): plan once, reuse after
             width, height = self.spec.input_size
             plan = InputPlan(
                 image.shape[1], image.shape[0], color, width, height, self.spec.color,
-                self._table, self.spec.resize, self.roi,
+                self._table, self.spec.resize, roi,
             )  # fmt: skip
             self._plan = plan
         return plan
 
-    def predict(self, image: ImageArray, color: ColorOrder = "bgr") -> Prediction:
-        """Preprocess, invoke and decode one H×W×3 uint8 image."""
+    def predict(
+        self,
+        image: ImageArray,
+        color: ColorOrder = "bgr",
+        *,
+        roi: Roi | None = None,
+        params: DecodeParams | None = None,
+    ) -> Prediction:
+        """Preprocess, invoke and decode one H×W×3 uint8 image.
+
+        `roi` and `params` (thresholds, label filters) default to the bundle's own; the pipeline passes the ones of
+        the current configuration, so they change live without rebuilding the bundle.
+        """
+        if self.closed:
+            raise ModelError(f"the model bundle {self.info.name} {self.info.version} was closed (a bug: report it)")
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ModelError(f"expected an H×W×3 uint8 image, got shape {image.shape} {image.dtype}")
         start = time.perf_counter()
-        plan = self._plan_for(image, color)
+        plan = self._plan_for(image, color, self.roi if roi is None else roi)
         view = self._input_view()
         plan.fill(image, view[0])
         del view  # the interpreter refuses to run while a view of its memory is alive
@@ -121,7 +141,7 @@ class ModelBundle:
         invoked = time.perf_counter()
         for position, (input_index, output_index, _) in enumerate(self._state):
             self._state[position] = (input_index, output_index, self.interpreter.get_tensor(output_index))
-        labels, objects = self._decode(plan.geometry)
+        labels, objects = self._decode(plan.geometry, self.params if params is None else params)
         decoded = time.perf_counter()
         timing = {
             "preprocess": (prepared - start) * 1000.0,
@@ -133,16 +153,15 @@ class ModelBundle:
     def _output(self, position: int) -> npt.NDArray[Any]:
         return self.interpreter.get_tensor(self.spec.outputs[position].index)  # type: ignore[no-any-return]
 
-    def _decoder(self) -> Callable[[Geometry], tuple[tuple[Label, ...], tuple[Detection, ...]]]:
-        spec, params = self.spec, self.params
+    def _decoder(self) -> Callable[[Geometry, DecodeParams], tuple[tuple[Label, ...], tuple[Detection, ...]]]:
+        spec = self.spec
         names = spec.labels
         first = spec.outputs[0]
         if spec.decoder == "classification":
-            every_class_allowed = bool(np.isfinite(params.thresholds).all())
 
-            def classify(_: Geometry) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
+            def classify(_: Geometry, params: DecodeParams) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
                 raw = self._output(0).reshape(-1)
-                if every_class_allowed:
+                if params.every_class_allowed:
                     top = decoders.top_raw_classes(raw, first.scale, first.zero_point, params.thresholds, params.top_k)
                 else:
                     scores = decoders.dequantize(raw, first.scale, first.zero_point)
@@ -151,8 +170,8 @@ class ModelBundle:
 
             return classify
 
-        def detect(geometry: Geometry) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
-            candidates = self._candidates()
+        def detect(geometry: Geometry, params: DecodeParams) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
+            candidates = self._candidates(params)
             if spec.decoder != "ssd":
                 candidates = decoders.nms(candidates, params.nms_iou, params.max_detections)
             else:
@@ -167,8 +186,8 @@ class ModelBundle:
 
         return detect
 
-    def _candidates(self) -> decoders.Candidates:
-        spec, params = self.spec, self.params
+    def _candidates(self, params: DecodeParams) -> decoders.Candidates:
+        spec = self.spec
         first = spec.outputs[0]
         if spec.decoder == "ssd":
             boxes, classes, scores, count = (self._output(i) for i in range(4))
@@ -185,6 +204,7 @@ class ModelBundle:
 
     def close(self) -> None:
         """Drop the interpreter (and with it any delegate) now rather than at garbage collection."""
+        self.closed = True
         self._input_view = _closed
         self.interpreter = None
 

@@ -139,7 +139,7 @@ class InputPlan:
         resize: ResizeMode,
         roi: Roi = FULL_FRAME,
     ) -> None:
-        self.key = (frame_width, frame_height, frame_color)
+        self.key = (frame_width, frame_height, frame_color, roi)
         x0, y0, x1, y1 = roi.pixels(frame_width, frame_height)
         self.crop = (slice(y0, y1), slice(x0, x1))
         crop_w, crop_h = x1 - x0, y1 - y0

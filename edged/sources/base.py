@@ -1,23 +1,29 @@
-"""The contract every frame source plugin fulfils; the pipeline's capture worker drives it."""
+"""The contract every frame source plugin fulfils, and the base of every `[camera]` table.
+
+A plugin is one module in `edged/sources/` holding its config model (a `SourceConfig` subclass whose `type` is a
+Literal), its "live or not" rule (`SourceConfig.is_live`), its source class, and `PLUGIN`, the registry entry.
+`edged.sources.registry` lists the plugin modules, one line each.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Protocol
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from edged.config.camera import SourceConfig
 from edged.types import Frame
-
-if TYPE_CHECKING:
-    from edged.config.camera import CameraConfig
 
 
 class FrameSource(Protocol):
     """A camera, stream, file, folder or synthetic scene.
 
-    `open()` and `read()` raise SourceError with a message a user can act on. `read()` blocks until the next
-    frame and returns None when a finite source is finished (a file without `loop`, a folder that is not
-    watched). The capture worker reconnects a source that raised, by calling `close()` and `open()` again.
-    Every method is called from the capture thread only.
+    `open()` and `read()` raise SourceError with a message a user can act on; `SourceError.permanent` marks a
+    failure that waiting cannot heal (a missing file, a missing module), which is never retried. `read()` blocks
+    until the next frame and returns None when a finite source is finished (a file without `loop`, a folder that
+    is not watched). The capture worker reconnects a source that raised a transient error, by calling `close()`
+    and `open()` again. Every method is called from the capture thread only, except `interrupt()`.
     """
 
     id: str
@@ -33,17 +39,27 @@ class FrameSource(Protocol):
         ...
 
 
-#: `type` in [camera] → module holding a `create(config) -> FrameSource`, imported only when configured.
-PLUGINS = {
-    "opencv": "edged.sources.opencv",
-    "picamera2": "edged.sources.picamera2",
-    "images": "edged.sources.images",
-    "synthetic": "edged.sources.synthetic",
-}
+class Interruptible(Protocol):
+    def interrupt(self) -> None:
+        """Make a `read()` that is waiting (for a new file, say) return None soon; called from another thread."""
+        ...
 
 
-def create_source(config: CameraConfig) -> FrameSource:
-    """The source plugin for `config.type`, imported lazily so optional dependencies stay optional."""
-    module = importlib.import_module(PLUGINS[config.type])
-    source: FrameSource = module.create(config)
-    return source
+@dataclass(frozen=True)
+class SourcePlugin:
+    """A registry entry: the `type` name, its config model, and how to build the source from that config."""
+
+    type: str
+    config: builtins.type[SourceConfig]
+    create: Callable[[Any], FrameSource]
+    summary: str = ""
+
+
+def create_source(config: SourceConfig) -> FrameSource:
+    """The source plugin for `config.type`."""
+    from edged.sources.registry import SOURCES
+
+    plugin = SOURCES.get(config.type)
+    if plugin is None:
+        raise KeyError(f"no source plugin for type {config.type!r}")
+    return plugin.create(config)

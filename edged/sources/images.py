@@ -13,9 +13,14 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import ClassVar, Literal
 
-from edged.config.camera import ImagesCamera
+from pydantic import Field
+
+from edged.config.base import FilePath
+from edged.config.camera import SourceConfig
 from edged.errors import ImageError, SourceError
+from edged.sources.base import SourcePlugin
 from edged.sources.imagefile import IMAGE_SUFFIXES, read_image
 from edged.types import Frame, ImageArray
 
@@ -23,6 +28,23 @@ log = logging.getLogger(__name__)
 
 #: name, mtime in ns, size in bytes
 FileKey = tuple[str, int, int]
+
+
+class ImagesCamera(SourceConfig):
+    """Image files in a folder: batch runs, or 'drop a JPEG here' with watch = true."""
+
+    PATH_KEYS: ClassVar[tuple[str, ...]] = ("path",)
+
+    type: Literal["images"]
+    path: FilePath = Field(description="A folder.")
+    pattern: str = Field("*", description="Glob of file names, e.g. '*.jpg'.")
+    watch: bool = Field(False, description="Keep running and pick up new files as they appear.")
+    poll_s: float = Field(1.0, gt=0, description="How often a watched folder is scanned.")
+    loop: bool = Field(False, description="Start again after the last image (not with watch).")
+    interval_s: float = Field(0.0, ge=0, description="Pause between images.")
+
+    def is_live(self) -> bool:
+        return False
 
 
 class ImageFolderSource:
@@ -56,9 +78,17 @@ class ImageFolderSource:
     def open(self) -> None:
         folder = self._config.path
         if not folder.exists():
-            raise SourceError(f"image folder {folder} does not exist")
+            # A watched folder may be a share that is mounted later; a batch folder will not appear by waiting.
+            raise SourceError(
+                f"image folder {folder} does not exist; check camera.path (a relative path is relative to the "
+                "config file)",
+                permanent=not self._config.watch,
+            )
         if not folder.is_dir():
-            raise SourceError(f"{folder} is not a folder; set path to its folder and pattern to pick files")
+            raise SourceError(
+                f"{folder} is not a folder; set camera.path to its folder and camera.pattern to pick files",
+                permanent=True,
+            )
         self._closed.clear()
         self._queue = deque(self._scan(settle=False))
         self._is_open = True
@@ -85,6 +115,10 @@ class ImageFolderSource:
         return None
 
     def close(self) -> None:
+        self._closed.set()
+
+    def interrupt(self) -> None:
+        """Thread-safe: a read() waiting for new files (or for interval_s) returns None promptly."""
         self._closed.set()
 
     def _next_from_queue(self) -> Frame | None:
@@ -181,5 +215,4 @@ class ImageFolderSource:
             log.info("finished %s after %d image(s)", self.describe(), self._index)
 
 
-def create(config: ImagesCamera) -> ImageFolderSource:
-    return ImageFolderSource(config)
+PLUGIN = SourcePlugin("images", ImagesCamera, ImageFolderSource, "image files in a folder (batch or watched)")

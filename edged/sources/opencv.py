@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, field_validator
 
-from edged.config.camera import OpenCvCamera
+from edged.config.camera import SourceConfig
 from edged.errors import SourceError
+from edged.sources.base import SourcePlugin
 from edged.sources.locations import SourceKind, classify, mask_url
-from edged.sources.pacing import next_deadline
+from edged.sources.pacing import Pacer
 from edged.types import Frame, ImageArray
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,42 @@ _UNDECODABLE = (
 
 #: Pacing rate for a `realtime` file whose container declares no usable frame rate.
 FALLBACK_FPS = 25.0
+
+
+class OpenCvCamera(SourceConfig):
+    """USB/V4L2 devices, RTSP/HTTP/HLS streams and video files, through OpenCV (FFmpeg / V4L2 backends)."""
+
+    type: Literal["opencv"]
+    source: str = Field(description="Device index ('0'), '/dev/videoN', a stream URL or a video file path.")
+    width: int | None = Field(None, ge=1)
+    height: int | None = Field(None, ge=1)
+    fps: float | None = Field(None, gt=0, description="Requested capture rate (devices), or pacing rate (files).")
+    fourcc: str | None = Field(None, description="Device pixel format, e.g. 'MJPG' for USB cameras at high rates.")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    open_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+    loop: bool = Field(False, description="Files: start again at the end.")
+    realtime: bool = Field(True, description="Files: play at the file's own frame rate (false: as fast as possible).")
+
+    @field_validator("fourcc")
+    @classmethod
+    def _four_chars(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 4:
+            raise ValueError("a FOURCC has exactly 4 characters, e.g. 'MJPG' or 'YUYV'")
+        return value
+
+    @classmethod
+    def resolve_relative_paths(cls, table: dict[str, Any], base: Path) -> None:
+        """A relative video file is relative to the config file; device indexes and URLs stay as they are."""
+        value = table.get("source")
+        if isinstance(value, str) and value.strip():
+            kind, location = classify(value)
+            if kind == "file" and "://" not in value and not Path(location).is_absolute():
+                table["source"] = str(base / location)
+
+    def is_live(self) -> bool:
+        kind, _ = classify(self.source)
+        return self.realtime or kind != "file"
 
 
 def connected_cameras() -> list[str]:
@@ -82,8 +120,7 @@ class OpenCvSource:
         self._masked = mask_url(self._location)
         self._capture: cv2.VideoCapture | None = None
         self._index = 0
-        self._period: float | None = None  # realtime pacing of files
-        self._due: float | None = None
+        self._pacer: Pacer | None = None  # realtime pacing of files
         self._read_since_open = 0
         self._finished = False
 
@@ -105,8 +142,7 @@ class OpenCvSource:
             self._capture = self._open_stream()
         else:
             self._capture = self._open_file()
-            self._period = self._file_period(self._capture) if self._config.realtime else None
-        self._due = None
+            self._pacer = Pacer(self._file_period(self._capture)) if self._config.realtime else None
         self._read_since_open = 0
         self._finished = False
         log.info("opened %s", self.describe())
@@ -117,8 +153,8 @@ class OpenCvSource:
             raise SourceError(f"{self.describe()} is not open")
         if self._finished:
             return None
-        if self._period is not None:
-            self._wait_for_turn(self._period)
+        if self._pacer is not None:
+            self._pacer.wait()
         ok, grabbed = capture.read()
         image: cv2.typing.MatLike | None = grabbed
         if not ok:
@@ -212,15 +248,22 @@ class OpenCvSource:
     def _open_file(self) -> cv2.VideoCapture:
         path = Path(self._location)
         if not path.exists():
-            raise SourceError(f"video file {path} does not exist")
+            raise SourceError(
+                f"video file {path} does not exist; check camera.source (a relative path is relative to the "
+                "config file)",
+                permanent=True,
+            )
         if not path.is_file():
-            raise SourceError(f"{path} is not a video file")
+            raise SourceError(f"{path} is not a video file; set camera.source to a video file", permanent=True)
         if not os.access(path, os.R_OK):
-            raise SourceError(f"video file {path} cannot be read: permission denied")
+            raise SourceError(
+                f"video file {path} cannot be read: permission denied; make it readable by the user edged runs as",
+                permanent=True,
+            )
         capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         if not capture.isOpened():
             capture.release()
-            raise SourceError(f"cannot decode {path}: {_UNDECODABLE}")
+            raise SourceError(f"cannot decode {path}: {_UNDECODABLE}", permanent=True)
         return capture
 
     def _file_period(self, capture: cv2.VideoCapture) -> float:
@@ -232,18 +275,12 @@ class OpenCvSource:
             fps = FALLBACK_FPS
         return 1.0 / fps
 
-    def _wait_for_turn(self, period: float) -> None:
-        now = time.monotonic()
-        self._due = next_deadline(self._due, period, now)
-        if self._due > now:
-            time.sleep(self._due - now)
-
     def _after_failed_read(self, capture: cv2.VideoCapture) -> cv2.typing.MatLike | None:
         """The frame to use after a failed read, None at the end of a file; SourceError when it is a failure."""
         if self._kind != "file":
             raise SourceError(self._read_failure())
         if self._read_since_open == 0:
-            raise SourceError(f"video file {self._location} has no readable frames: {_UNDECODABLE}")
+            raise SourceError(f"video file {self._location} has no readable frames: {_UNDECODABLE}", permanent=True)
         if not self._config.loop:
             log.info("end of %s", self.describe())
             self._finished = True
@@ -270,5 +307,4 @@ class OpenCvSource:
         )
 
 
-def create(config: OpenCvCamera) -> OpenCvSource:
-    return OpenCvSource(config)
+PLUGIN = SourcePlugin("opencv", OpenCvCamera, OpenCvSource, "USB/V4L2 cameras, RTSP/HTTP streams, video files")

@@ -10,12 +10,14 @@ therefore tagged color="bgr". (#1325 reports the opposite for the IMX500 AI came
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from edged.config.camera import Picamera2Camera
+from edged.config.camera import SourceConfig
 from edged.errors import SourceError
+from edged.sources.base import SourcePlugin
 from edged.types import Frame, ImageArray
 
 log = logging.getLogger(__name__)
@@ -26,11 +28,22 @@ INSTALL_HINT = (
 )
 
 
+class Picamera2Camera(SourceConfig):
+    """The Raspberry Pi camera through picamera2 (imported only when configured)."""
+
+    type: Literal["picamera2"]
+    camera_num: int = Field(0, ge=0)
+    width: int = Field(1280, ge=16)
+    height: int = Field(720, ge=16)
+    fps: float | None = Field(None, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0, description="No frame for this long: reopen the camera.")
+
+
 def _import_picamera2() -> Any:
     try:
         from picamera2 import Picamera2
     except ImportError as exc:
-        raise SourceError(INSTALL_HINT) from exc
+        raise SourceError(INSTALL_HINT, permanent=True) from exc
     return Picamera2
 
 
@@ -139,5 +152,4 @@ class Picamera2Source:
             )
 
 
-def create(config: Picamera2Camera) -> Picamera2Source:
-    return Picamera2Source(config)
+PLUGIN = SourcePlugin("picamera2", Picamera2Camera, Picamera2Source, "the Raspberry Pi camera (libcamera)")

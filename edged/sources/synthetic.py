@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from edged.config.camera import SyntheticCamera
+from edged.config.camera import SourceConfig
 from edged.errors import SourceError
-from edged.sources.pacing import next_deadline
+from edged.sources.base import SourcePlugin
+from edged.sources.pacing import Pacer
 from edged.sources.shapes import Shape, draw_background, draw_shape, random_shapes
 from edged.types import Frame, ImageArray
 
@@ -25,6 +27,22 @@ log = logging.getLogger(__name__)
 
 #: Range of shape speeds, in image widths (or heights) per second of stream time.
 SPEED_RANGE = (0.08, 0.25)
+
+
+class SyntheticCamera(SourceConfig):
+    """Moving coloured shapes: the demo and the tests, with no camera at all."""
+
+    type: Literal["synthetic"]
+    width: int = Field(640, ge=16, le=8192)
+    height: int = Field(480, ge=16, le=8192)
+    fps: float = Field(15.0, gt=0, le=1000)
+    shapes: int = Field(2, ge=0, le=10)
+    seed: int = 0
+    frames: int = Field(0, ge=0, description="Stop after this many frames; 0 = never.")
+    realtime: bool = Field(True, description="Pace at `fps` (false: as fast as possible).")
+
+    def is_live(self) -> bool:
+        return self.realtime
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,7 @@ class SyntheticSource:
         self._shapes: list[Shape] = []
         self._motions: list[Motion] = []
         self._index = 0
-        self._due: float | None = None
+        self._pacer = Pacer(1.0 / config.fps)
         self._is_open = False
 
     def describe(self) -> str:
@@ -76,7 +94,7 @@ class SyntheticSource:
     def open(self) -> None:
         if self._background is None:  # a reopened source carries on where it was
             self._build_scene()
-        self._due = None
+        self._pacer.restart()
         self._is_open = True
 
     def read(self) -> Frame | None:
@@ -86,7 +104,7 @@ class SyntheticSource:
         if cfg.frames and self._index >= cfg.frames:
             return None
         if cfg.realtime:
-            self._wait_for_turn(1.0 / cfg.fps)
+            self._pacer.wait()
         if self._index > 0:
             self._advance()
         image = self._background.copy()
@@ -119,12 +137,5 @@ class SyntheticSource:
         self._shapes = [shape for shape, _ in moved]
         self._motions = [motion for _, motion in moved]
 
-    def _wait_for_turn(self, period: float) -> None:
-        now = time.monotonic()
-        self._due = next_deadline(self._due, period, now)
-        if self._due > now:
-            time.sleep(self._due - now)
 
-
-def create(config: SyntheticCamera) -> SyntheticSource:
-    return SyntheticSource(config)
+PLUGIN = SourcePlugin("synthetic", SyntheticCamera, SyntheticSource, "moving coloured shapes, no camera needed")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edged.config.publish import MqttPublisherConfig
+from edged.publish.mqtt.config import MqttPublisherConfig
 
 Signature = tuple[str, ...]
 

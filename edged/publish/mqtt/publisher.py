@@ -1,8 +1,8 @@
 """The MQTT publisher: results, availability, state, stats, events, snapshots, Home Assistant discovery, commands.
 
-Threads: paho's network thread (callbacks), our sender (outbox → paho, see mqtt_sender), and a job thread for
-commands, snapshots and discovery. The pipeline's threads only serialize and append to the bounded outbox, so
-`publish_result` never waits for the network. Topics and payloads are documented in docs/mqtt.md.
+Threads, all started by the daemon's runtime: paho's network thread (callbacks), the sender (outbox → paho, see
+sender.py), and a job queue for snapshots and discovery. The pipeline's threads only serialize and append to the
+bounded outbox, so `publish_result` never waits for the network. Topics and payloads: docs/mqtt.md.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edged import __version__
-from edged.config.publish import MqttPublisherConfig
-from edged.publish.base import AppControl
-from edged.publish.mqtt_commands import JobThread
-from edged.publish.mqtt_connection import (
+from edged.publish.base import Control, Joinable, Runtime
+from edged.publish.mqtt.commands import MqttCommands, Snapshots
+from edged.publish.mqtt.config import MqttPublisherConfig
+from edged.publish.mqtt.connection import (
     build_client,
     client_id_of,
     describe_connect_error,
@@ -30,18 +31,29 @@ from edged.publish.mqtt_connection import (
     describe_refusal,
     read_password,
 )
-from edged.publish.mqtt_discovery import discovery_messages, tracked_label_topics
-from edged.publish.mqtt_modes import LabelTracker, ModeFilter
-from edged.publish.mqtt_outbox import Outbox
-from edged.publish.mqtt_remote import Remote
-from edged.publish.mqtt_sender import Sender
-from edged.publish.mqtt_topics import OFFLINE, ONLINE, Topics
+from edged.publish.mqtt.discovery import discovery_messages, tracked_label_topics
+from edged.publish.mqtt.jobs import JobQueue
+from edged.publish.mqtt.modes import LabelTracker, ModeFilter
+from edged.publish.mqtt.outbox import Outbox
+from edged.publish.mqtt.sender import Sender
+from edged.publish.mqtt.topics import OFFLINE, ONLINE, Topics
 from edged.results import utc_iso
 
 log = logging.getLogger(__name__)
 
 #: Least time between two "buffer full" warnings in the log (the drops are counted in between).
 _DROP_LOG_INTERVAL_S = 30.0
+
+
+def subscriptions(commands: str, status: str | None, v5: bool) -> list[tuple[str, Any]]:
+    """What edged subscribes to. Under MQTT 5 commands are subscribed "retain as published", so a command that
+    was published retained is seen as such even when it arrives live, and refused (MQTT 3.1.1 brokers clear the
+    flag on live delivery: only a replayed retained command can be recognised there)."""
+    command_options: Any = SubscribeOptions(qos=1, retainAsPublished=True) if v5 else 1
+    found = [(commands, command_options)]
+    if status is not None:
+        found.append((status, SubscribeOptions(qos=1) if v5 else 1))
+    return found
 
 
 def _json(payload: dict[str, Any]) -> bytes:
@@ -59,11 +71,13 @@ class MqttPublisher:
         self._filter = ModeFilter(config)
         self._labels = LabelTracker(config.labels) if tracked_label_topics(config) else None
         self._outbox = Outbox(config.buffer_max_messages, config.buffer_max_age_s)
-        self._jobs = JobThread("edged-mqtt-jobs")
+        self._jobs = JobQueue()
         self._client: mqtt.Client | None = None
         self._sender: Sender | None = None
-        self._control: AppControl | None = None
-        self._remote: Remote | None = None
+        self._control: Control | None = None
+        self._commands: MqttCommands | None = None
+        self._snapshots: Snapshots | None = None
+        self._threads: list[Joinable] = []
         self._status_topic = f"{config.discovery_prefix}/status"
         self._where = f"{config.host}:{config.effective_port}"
         # connection bookkeeping, written by paho's thread, read for stats and logs
@@ -82,16 +96,17 @@ class MqttPublisher:
         return f"MqttPublisher({self._where}, prefix={self.topics.prefix!r})"
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
-    def start(self, control: AppControl) -> None:
+    def start(self, runtime: Runtime) -> None:
         """Connect in the background (the daemon runs, buffering, while the broker is away)."""
         config = self.config
+        control = runtime.control
         self._control = control
         client = build_client(config, self.device_id, self.topics.availability, read_password(config),
                               config.max_inflight)  # fmt: skip
         self._client = client
         self._sender = Sender(client, self._outbox, config.max_inflight, self._clock)
-        self._remote = Remote(config, self.topics, self._sender, self._jobs, control, self._publish_state_now,
-                              self._clock)  # fmt: skip
+        self._commands = MqttCommands(self.topics, self._sender, control)
+        self._snapshots = Snapshots(config, self.topics, self._sender, control, self._clock)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -99,9 +114,11 @@ class MqttPublisher:
         client.on_message = self._on_message
         client.on_log = self._on_log  # only while not connected: it would format every paho debug line
         if config.snapshot_interval_s > 0:
-            self._jobs.every(config.snapshot_interval_s, self._remote.periodic_snapshot)
-        self._jobs.start()
-        self._sender.start()
+            self._jobs.every(config.snapshot_interval_s, self._snapshots.periodic)
+        self._threads = [
+            runtime.spawn("edged-mqtt-jobs", self._jobs.run),
+            runtime.spawn("edged-mqtt-send", self._sender.run),
+        ]
         self._offline_since = self._clock()
         log.info(
             "MQTT: connecting to %s as %s (MQTT %s%s); topics under %s/", self._where,
@@ -109,7 +126,7 @@ class MqttPublisher:
             self.topics.prefix,
         )  # fmt: skip
         client.connect_async(config.host, config.effective_port, config.keepalive_s)
-        client.loop_start()
+        runtime.start_network_loop(client)
 
     def flush(self, timeout_s: float) -> bool:
         return self._sender.flush(timeout_s) if self._sender else True
@@ -129,10 +146,22 @@ class MqttPublisher:
         sender.stop()
         client.disconnect()
         client.loop_stop()
+        for thread in self._threads:
+            thread.join(2.0)
         queued, in_flight = sender.pending()
         if queued or in_flight:
             log.warning("MQTT: %d message(s) were not delivered before the stop (broker unreachable)",
                         queued + in_flight)  # fmt: skip
+
+    def take_backlog(self) -> list[dict[str, Any]]:
+        """The results not yet acknowledged by this broker, oldest first (for a swap to another publisher)."""
+        if self._sender is None:
+            return []
+        return [json.loads(message.payload) for message in self._sender.take_backlog()]
+
+    def publish_snapshot(self, annotated: bool | None) -> dict[str, Any]:
+        assert self._snapshots is not None, "start() first"
+        return self._snapshots.publish(annotated)
 
     # ---- the Publisher protocol ------------------------------------------------------------------------------
     def publish_result(self, result: dict[str, Any]) -> None:
@@ -202,10 +231,8 @@ class MqttPublisher:
         self._offline_since = None
         self._failures, self._last_failure = 0, None
         self._sender.send_now(self.topics.availability, ONLINE.encode(), qos=1, retain=True)
-        subscriptions = [(self.topics.command_filter, 1)]
-        if self.config.homeassistant:
-            subscriptions.append((self._status_topic, 1))
-        client.subscribe(subscriptions)
+        client.subscribe(subscriptions(self.topics.command_filter, self._status_topic if self.config.homeassistant
+                                       else None, self.config.protocol == "5"))  # fmt: skip
         self._sender.connected()
         if outage is None:
             log.info("MQTT: connected to %s", self._where)
@@ -258,8 +285,8 @@ class MqttPublisher:
                 self._jobs.submit(self._publish_discovery)
             return
         name = self.topics.command_name(topic)
-        if name is not None and self._remote is not None:
-            self._remote.on_command(name, message)
+        if name is not None and self._commands is not None:
+            self._commands.on_message(name, message)
 
     def _connect_failed(self, message: str) -> None:
         self._failures += 1

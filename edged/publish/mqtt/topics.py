@@ -5,10 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from edged.config.publish import MqttPublisherConfig
-
-#: Commands accepted on <prefix>/cmd/<name>.
-COMMANDS = ("snapshot", "pause", "resume", "stats", "check_update")
+from edged.publish.mqtt.config import MqttPublisherConfig
 
 ONLINE = "online"
 OFFLINE = "offline"

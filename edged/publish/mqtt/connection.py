@@ -17,9 +17,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edged.config.publish import MqttPublisherConfig
 from edged.errors import PublishError
-from edged.publish.mqtt_topics import OFFLINE
+from edged.publish.mqtt.config import MqttPublisherConfig
+from edged.publish.mqtt.topics import OFFLINE
 
 #: paho may hold a few more in-flight messages than our window: availability and the stop message bypass it.
 INFLIGHT_HEADROOM = 16

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from edged.config.publish import MqttPublisherConfig
-from edged.publish.mqtt_topics import OFFLINE, ONLINE, Topics, slug
+from edged.publish.mqtt.config import MqttPublisherConfig
+from edged.publish.mqtt.topics import OFFLINE, ONLINE, Topics, slug
 
 _TOP = "{% set top = value_json.labels + value_json.objects %}"
 TOP_LABEL_TEMPLATE = _TOP + "{{ top[0].label if top else 'none' }}"

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from paho.mqtt.enums import MQTTErrorCode
 
-from edged.publish.mqtt_outbox import DropCounts, Message, Outbox
+from edged.publish.mqtt.outbox import DropCounts, Message, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,7 @@ class PahoLike(Protocol):
 
 @dataclass
 class SenderCounters:
-    handed: int = 0  # given to paho
     delivered: int = 0  # acknowledged by the broker (QoS>0) or written to the socket (QoS 0)
-    lost_qos0: int = 0  # QoS 0 messages in the socket buffer when the connection dropped
 
 
 class Sender:
@@ -68,7 +66,6 @@ class Sender:
         self._publishing = 0  # messages being handed to paho right now (no lock held then)
         self._stopping = False
         self.counters = SenderCounters()
-        self._thread = threading.Thread(target=self._run, name="edged-mqtt-send", daemon=True)
 
     # ---- what the publisher hands over (any thread) --------------------------------------------------------
     def put_result(self, topic: str, payload: bytes, qos: int) -> int:
@@ -143,18 +140,13 @@ class Sender:
         lost = [mid for mid, message in self._inflight.items() if message.qos == 0]
         for mid in lost:
             del self._inflight[mid]
-        self.counters.lost_qos0 += len(lost)
 
-    # ---- the sending thread ------------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 2.0) -> None:
+    # ---- the sending thread (started by the daemon's runtime) ---------------------------------------------------
+    def stop(self) -> None:
+        """Ends `run` (the caller joins the thread)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
 
     def _may_send(self) -> bool:
         if not self._connected or len(self._inflight) >= self._window:
@@ -165,7 +157,8 @@ class Sender:
             self._barrier = False
         return True
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Hand queued messages to paho, in order, within the in-flight window, until `stop`."""
         while True:
             with self._cond:
                 message = None
@@ -208,7 +201,6 @@ class Sender:
                     self._outbox.push_front(message)  # not sent at all; paho keeps no QoS 0 message
             else:
                 # QoS>0 with MQTT_ERR_NO_CONN is kept by paho and sent on reconnect, so it is in flight too.
-                self.counters.handed += 1
                 if info.mid in self._early_acks:
                     self._early_acks.discard(info.mid)
                     self.counters.delivered += 1
@@ -253,6 +245,21 @@ class Sender:
     def buffered_results(self) -> int:
         with self._cond:
             return len(self._outbox.results)
+
+    def take_backlog(self) -> list[Message]:
+        """Every result not yet acknowledged (in flight first, then queued), removed: for a publisher swap.
+
+        A result in flight may have reached the old broker after all; handing it over too keeps delivery
+        at-least-once rather than risking a gap.
+        """
+        with self._cond:
+            in_flight = [(mid, m) for mid, m in self._inflight.items() if m.is_result]  # in hand-over order
+            for mid, _ in in_flight:
+                del self._inflight[mid]
+            backlog = [m for _, m in in_flight] + list(self._outbox.results)
+            self._outbox.results.clear()
+            self._cond.notify_all()
+            return backlog
 
     def take_unreported_drops(self) -> DropCounts:
         with self._cond:

@@ -1,51 +1,51 @@
-"""The `[publisher]` table: where results go. `stdout` prints JSON lines; `mqtt` is the daemon's normal mode."""
+"""The `[publisher] type = "mqtt"` table: broker, credentials, TLS, topics, delivery, snapshots, Home Assistant.
+
+No paho here: the config is validated (and `edged check-config` runs) without importing the MQTT client.
+"""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edged.config.model import Strict
+from edged.config.base import FilePath
+from edged.config.publisher import PublisherConfig
 
 _TOPIC_FORBIDDEN = re.compile(r"[+#\x00]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class StdoutPublisherConfig(Strict):
-    """One JSON object per line on standard output: for development, the demo and piping into jq."""
-
-    type: Literal["stdout"]
-    results: bool = Field(True, description="Print every result.")
-    stats: bool = Field(False, description="Also print the periodic stats objects.")
-    events: bool = Field(False, description="Also print lifecycle events (source state, model changes).")
-
-
-class MqttPublisherConfig(Strict):
+class MqttPublisherConfig(PublisherConfig):
     """An MQTT broker (mosquitto, EMQX, HiveMQ, VerneMQ, AWS IoT Core, ...): results, state, discovery, commands.
 
     Secrets never live in this object: the password is named by a file or an environment variable and read
     when the publisher starts, so the config can be logged, printed and compared safely.
     """
 
+    PATH_KEYS: ClassVar[tuple[str, ...]] = ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
+
     type: Literal["mqtt"]
     # -- connection
     host: str = Field("localhost", min_length=1, description="Broker host name or address.")
     port: int | None = Field(None, ge=1, le=65535, description="Default: 1883, or 8883 with TLS.")
-    protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version.")
+    protocol: Literal["3.1.1", "5"] = Field(
+        "5", description="MQTT protocol version; 5 lets edged recognise (and refuse) commands published retained."
+    )
     client_id: str | None = Field(None, min_length=1, max_length=128, description="Default: edged-<device_id>.")
     keepalive_s: int = Field(60, ge=5, le=65535, description="Seconds between pings when idle.")
     reconnect_min_s: int = Field(1, ge=1, le=3600, description="First wait after a lost or failed connection.")
     reconnect_max_s: int = Field(60, ge=1, le=3600, description="The wait doubles up to this cap.")
     username: str | None = Field(None, min_length=1)
-    password_file: Path | None = Field(None, description="File whose first line is the password.")
+    password_file: FilePath | None = Field(None, description="File whose first line is the password.")
     password_env: str | None = Field(None, description="Environment variable holding the password.")
     tls: bool = Field(False, description="Encrypt the connection (also implied by any tls_* file).")
-    tls_ca_file: Path | None = Field(None, description="CA bundle for the broker's certificate; default: system CAs.")
-    tls_cert_file: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
-    tls_key_file: Path | None = Field(None, description="Private key (PEM, unencrypted) of tls_cert_file.")
+    tls_ca_file: FilePath | None = Field(
+        None, description="CA bundle for the broker's certificate; default: system CAs."
+    )
+    tls_cert_file: FilePath | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    tls_key_file: FilePath | None = Field(None, description="Private key (PEM, unencrypted) of tls_cert_file.")
     tls_insecure: bool = Field(False, description="Skip the host name check of the broker's certificate.")
     # -- topics and delivery
     topic_prefix: str | None = Field(None, description="Default: edged/<device_id>; '{device_id}' is replaced.")
@@ -106,6 +106,9 @@ class MqttPublisherConfig(Strict):
             raise ValueError("reconnect_max_s must not be smaller than reconnect_min_s")
         return self
 
+    def entity_labels(self) -> list[str]:
+        return self.labels
+
     @property
     def uses_tls(self) -> bool:
         return self.tls or any(p is not None for p in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
@@ -113,6 +116,3 @@ class MqttPublisherConfig(Strict):
     @property
     def effective_port(self) -> int:
         return self.port if self.port is not None else 8883 if self.uses_tls else 1883
-
-
-PublisherConfig = Annotated[StdoutPublisherConfig | MqttPublisherConfig, Field(discriminator="type")]
