@@ -122,6 +122,12 @@ class MjpegServer:
     def running(self) -> bool:
         return self._http is not None
 
+    @property
+    def client_count(self) -> int:
+        """Readers connected right now (a reader that went away is noticed at the next frame sent)."""
+        with self._lock:
+            return len(self._clients)
+
     def start(self) -> None:
         if self._http is not None:
             raise RuntimeError("the MJPEG server is already running")
