@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
 from typing import Any
 
 from edged.types import Frame, ModelInfo, Prediction
@@ -20,12 +22,21 @@ def rounded_timings(timing_ms: dict[str, float]) -> dict[str, float]:
     return {key: round(value, 3) for key, value in timing_ms.items()}
 
 
-def utc_iso(epoch_s: float) -> str:
-    """UTC ISO 8601 with milliseconds and a Z, e.g. 2026-11-27T17:20:23.123Z."""
-    import datetime as _dt
+def epoch_ms(epoch_s: float) -> int:
+    """Whole milliseconds since the epoch, truncated: the one integer a timestamp's text and number both come from."""
+    return math.floor(epoch_s * 1000)
 
-    moment = _dt.datetime.fromtimestamp(epoch_s, tz=_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+def utc_iso_ms(ms: int) -> str:
+    """UTC ISO 8601 with milliseconds and a Z for epoch milliseconds, e.g. 2026-11-27T17:20:23.123Z."""
+    seconds, millis = divmod(ms, 1000)
+    moment = _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis:03d}Z"
+
+
+def utc_iso(epoch_s: float) -> str:
+    """UTC ISO 8601 with milliseconds and a Z, e.g. 2026-11-27T17:20:23.123Z (the millisecond of `epoch_ms`)."""
+    return utc_iso_ms(epoch_ms(epoch_s))
 
 
 RESULT_SCHEMA_ID = "https://edged.dev/schemas/result-1.json"
@@ -44,16 +55,17 @@ def build_result(
 ) -> dict[str, Any]:
     """One result message (schema: edged/schemas/result.schema.json, documented in docs/results.md)."""
     timing = {"capture_to_publish": (published_mono - frame.captured_mono) * 1000.0, **prediction.timing_ms}
+    captured_ms, published_ms = epoch_ms(frame.captured_at), epoch_ms(published_at)  # text and number agree
     return {
         "schema": RESULT_SCHEMA_ID,
         "run_id": run_id,
         "seq": seq,
         "device_id": device_id,
         "source": {"id": frame.source_id, "frame_index": frame.index, "width": frame.width, "height": frame.height},
-        "captured_at": utc_iso(frame.captured_at),
-        "captured_at_ms": round(frame.captured_at * 1000),
-        "published_at": utc_iso(published_at),
-        "published_at_ms": round(published_at * 1000),
+        "captured_at": utc_iso_ms(captured_ms),
+        "captured_at_ms": captured_ms,
+        "published_at": utc_iso_ms(published_ms),
+        "published_at_ms": published_ms,
         "model": model.as_dict(),
         **prediction_fields(prediction, frame.width, frame.height),
         "timing_ms": rounded_timings(timing),
