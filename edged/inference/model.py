@@ -15,6 +15,7 @@ import numpy as np
 
 from edged.config.model import ModelConfig
 from edged.errors import ModelError
+from edged.inference import decoder_fit
 from edged.inference.label_sources import find_labels
 from edged.inference.labels import ClassNumbering, LabelMap, align_labels, index_names
 from edged.inference.preprocess import RAW, SIGNED, UNIT, Normalization, ResizeMode
@@ -185,6 +186,7 @@ def _detect_decoder(
     outputs: list[TensorInfo], facts: FileFacts, forced: str, label_count: int | None, path: Path
 ) -> tuple[Decoder, str]:
     if forced != "auto":
+        _check_forced_decoder(outputs, facts, forced, label_count, path)
         return forced, "set in the configuration"  # type: ignore[return-value]
     if "TFLite_Detection_PostProcess" in facts.custom_ops:
         return "ssd", "TFLite_Detection_PostProcess op with 4 outputs"
@@ -201,6 +203,24 @@ def _detect_decoder(
         f"{path}: unsupported output layout ({shapes}). Supported layouts: {SUPPORTED_LAYOUTS}. "
         "Detectors exported without post-processing (e.g. raw EfficientDet boxes + scores) need the "
         "TFLite_Detection_PostProcess op: export with the TF Object Detection API's export_tflite_graph_tf2.py"
+    )
+
+
+def _check_forced_decoder(
+    outputs: list[TensorInfo], facts: FileFacts, forced: str, label_count: int | None, path: Path
+) -> None:
+    """ModelError when the decoder set in the configuration cannot read these outputs, naming `auto`'s choice."""
+    why = decoder_fit.misfit(forced, outputs, label_count)
+    if why is None:
+        return
+    try:
+        decoder, reason = _detect_decoder(outputs, facts, "auto", label_count, path)
+        instead = f'`auto` would pick {decoder!r} ({reason}): set model.decoder = "auto" (or leave it out)'
+    except ModelError:
+        instead = f"`auto` finds no supported layout either ({SUPPORTED_LAYOUTS})"
+    raise ModelError(
+        f"{path}: model.decoder = {forced!r} does not fit the output layout "
+        f"({decoder_fit.describe_outputs(outputs)}): {why}; {instead}"
     )
 
 
