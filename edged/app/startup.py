@@ -13,6 +13,7 @@ from edged.app.supervisor import EXIT_ERROR
 
 if TYPE_CHECKING:
     from edged.app.daemon import Daemon
+    from edged.inference.engine import ModelBundle
 
 log = logging.getLogger("edged.app.daemon")
 
@@ -36,10 +37,7 @@ def _start(daemon: Daemon, undo: list[Callable[[], None]]) -> None:
     config = daemon.config
     bundle = daemon.build_model()
     undo.append(bundle.close)
-    log.info(
-        "model %s (%s, %s, %s) on %s", bundle.info.name, bundle.spec.task, bundle.spec.decoder,
-        bundle.info.sha256[:12], bundle.accelerator,
-    )  # fmt: skip
+    log.info("model %s", describe_bundle(bundle))
     publisher = daemon.build_publisher()
     daemon.attach(bundle, publisher)
     dispatcher = daemon.dispatcher
@@ -64,6 +62,20 @@ def _start(daemon: Daemon, undo: list[Callable[[], None]]) -> None:
     daemon.start_inference()
     undo.append(lambda: _stop_threads(daemon))
     daemon.capture.start(worker)
+
+
+_DETECTORS = {"ssd": "an SSD detector", "yolov5": "a YOLOv5 detector", "yolov8": "a YOLOv8 detector"}
+
+
+def describe_bundle(bundle: ModelBundle) -> str:
+    """'shapes_yolov8_int8 (sha256 5673badce538…): a YOLOv8 detector with 3 labels, on the CPU', for the log."""
+    spec = bundle.spec
+    detector = _DETECTORS.get(spec.decoder, f"a {spec.decoder} detector")
+    kind = "a classifier" if spec.task == "classification" else detector
+    where = "the CPU" if bundle.accelerator == "cpu" else f"the Edge TPU ({bundle.accelerator})"
+    count = len(spec.labels.names)
+    labels = f"{count} label{'s' if count != 1 else ''}"
+    return f"{bundle.info.name} (sha256 {bundle.info.sha256[:12]}…): {kind} with {labels}, on {where}"
 
 
 def _stop_threads(daemon: Daemon) -> None:

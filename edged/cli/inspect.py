@@ -24,9 +24,44 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def _file_summary(report: ModelReport, data: dict[str, Any]) -> str:
+    """What the file is, in words: its size and hash once read, else what is at the path."""
+    if "size_bytes" in data:
+        return f"{data['size_bytes']} bytes, sha256 {str(data.get('sha256', ''))[:12]}…"
+    path = Path(report.path)
+    if path.is_dir():
+        return "a directory"
+    if path.is_file():
+        return f"{path.stat().st_size} bytes"
+    return "no such file"
+
+
+def _label_origin(origin: str) -> str:
+    """'sidecar: /m/labels.txt' → '/m/labels.txt beside the model', and so on."""
+    kind, _, where = origin.partition(": ")
+    return {
+        "file": f"the label file {where}",
+        "sidecar": f"{where} beside the model",
+        "model metadata": f"the model's metadata, {where}",
+    }.get(kind, origin)
+
+
+def _labels_line(labels: dict[str, Any], num_classes: int | None) -> str:
+    count = labels["count"]
+    if labels["origin"] == "none":
+        names = f"class_0 … class_{count - 1}" if count > 1 else "class_0"
+        return f"labels: none found; results name the {count} classes by index ({names})"
+    classes = (
+        "the model's class count is unknown"
+        if num_classes is None
+        else f"the model has {num_classes} class{'es' if num_classes != 1 else ''}"
+    )
+    return f"labels: {count} from {_label_origin(labels['origin'])} ({labels['format']}); {classes}"
+
+
 def _human(report: ModelReport) -> str:
     data = report.as_dict()
-    lines = [f"{data['path']}  ({data.get('size_bytes', '?')} bytes, sha256 {str(data.get('sha256', ''))[:12]}…)"]
+    lines = [f"{data['path']}  ({_file_summary(report, data)})"]
     if not report.usable:
         lines.append(f"  NOT USABLE: {report.error}")
     for key in ("task", "decoder", "decoder_reason"):
@@ -44,11 +79,8 @@ def _human(report: ModelReport) -> str:
         lines.append(f"  output {role}{tensor['name']} {tensor['shape']} {tensor['dtype']}")
     if "labels" in data:
         labels = data["labels"]
-        lines.append(
-            f"  labels: {labels['count']} from {labels['origin']} ({labels['format']}); "
-            f"classes: {data.get('num_classes')}"
-        )
-        if labels["first"]:
+        lines.append(f"  {_labels_line(labels, data.get('num_classes'))}")
+        if labels["first"] and labels["origin"] != "none":
             lines.append(f"    first: {', '.join(labels['first'])}")
         if labels.get("nearby_files_that_fit"):
             lines.append(f"    label files beside it that fit: {', '.join(labels['nearby_files_that_fit'])}")
