@@ -88,9 +88,7 @@ LINE = {"utf16-notepad": 1, "latin1-cafe": 6, "ff-fe-in-a-comment": 2}
 
 
 @pytest.mark.parametrize("case", sorted(ENCODED))
-def test_a_config_that_is_not_utf8_is_one_line_naming_the_file_the_line_and_the_fix(
-    tmp_path: Path, case: str
-) -> None:
+def test_a_config_that_is_not_utf8_is_one_line_naming_the_file_the_line_and_the_fix(tmp_path: Path, case: str) -> None:
     config = tmp_path / "edged.toml"
     config.write_bytes(ENCODED[case])
     done = edged_run(config)

@@ -67,7 +67,9 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
 
 def test_systemd_status_says_reconnecting_while_the_camera_is_away(tmp_path: Path, notify_socket: NotifySocket) -> None:
     def statuses() -> list[str]:
-        return [line for message in notify_socket.drain() for line in message.splitlines() if line.startswith("STATUS=")]
+        return [
+            line for message in notify_socket.drain() for line in message.splitlines() if line.startswith("STATUS=")
+        ]
 
     with MjpegServer(width=96, height=96, fps=15.0) as camera:
         config = tmp_path / "edged.toml"
