@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from edged import __version__
 from edged.cli import bench, infer, inspect, run
 from edged.errors import EdgedError
+from edged.native_logs import quiet_native_logs
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    quiet_native_logs(show=level <= logging.DEBUG)  # OpenCV's and FFmpeg's own stderr lines only with -vv
 
 
 def main(argv: Sequence[str] | None = None) -> int:

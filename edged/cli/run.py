@@ -12,6 +12,7 @@ from typing import Any
 from edged.app.daemon import Daemon
 from edged.app.supervisor import EXIT_FORCED
 from edged.config import load_config
+from edged.native_logs import quiet_native_logs
 
 
 def add_parser(commands: Any) -> None:
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if not args.verbose and not args.quiet:
         logging.getLogger().setLevel(config.log_level.upper())
+        quiet_native_logs(show=config.log_level == "debug")
     code = Daemon(config).run()
     if code == EXIT_FORCED:
         # A forced exit must not wait for threads that are stuck (that is why it was forced).

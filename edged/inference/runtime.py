@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edged.errors import ModelError
+from edged.native_logs import route_native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,10 @@ def create_interpreter(path: str, num_threads: int, delegates: list[Any] | None 
     """An interpreter over `path` (not yet allocated); ModelError when the runtime refuses the file."""
     runtime = find_runtime()
     try:
-        return runtime.interpreter_class(
-            model_path=path, num_threads=num_threads, experimental_delegates=delegates or None
-        )
+        with route_native_stderr(log, runtime.name):
+            return runtime.interpreter_class(
+                model_path=path, num_threads=num_threads, experimental_delegates=delegates or None
+            )
     except (ValueError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())
         raise ModelError(
@@ -130,7 +132,8 @@ def create_interpreter(path: str, num_threads: int, delegates: list[Any] | None 
 def allocate(interpreter: Any, path: str) -> None:
     """Allocate tensors, translating an unresolved custom op into an actionable message."""
     try:
-        interpreter.allocate_tensors()
+        with route_native_stderr(log, find_runtime().name):  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+            interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         detail = " ".join(str(exc).split())
         match = re.search(r"unresolved custom op: ([^.\s]+)", detail)
