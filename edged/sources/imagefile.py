@@ -35,14 +35,20 @@ def read_image(path: Path) -> ImageArray:
     return decoded
 
 
+def written_path(path: Path) -> Path:
+    """Where `write_image(path, ...)` writes: `path`, or `path` with .jpg for a suffix OpenCV cannot encode."""
+    return path if path.suffix.lower() in IMAGE_SUFFIXES else path.with_suffix(".jpg")
+
+
 def write_image(path: Path, image: ImageArray) -> None:
     """Write an image, choosing the format from the suffix; ImageError when it cannot be written."""
-    suffix = path.suffix.lower() if path.suffix.lower() in IMAGE_SUFFIXES else ".jpg"
+    target = written_path(path)
+    suffix = target.suffix.lower()
     ok, encoded = cv2.imencode(suffix, image)
     if not ok:
         raise ImageError(f"cannot encode {path} as {suffix}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        encoded.tofile(path.with_suffix(suffix) if suffix != path.suffix.lower() else path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        encoded.tofile(target)
     except OSError as exc:
         raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from exc
