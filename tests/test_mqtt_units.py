@@ -346,12 +346,12 @@ def test_discovery_payloads_have_what_home_assistant_requires(task: str | None) 
     unique_ids = set()
     for topic, payload in messages:
         prefix, component, node, entity, tail = topic.split("/")
-        assert (prefix, node, tail) == ("homeassistant", "edged_cam_1", "config")
+        assert (prefix, node, tail) == ("homeassistant", "edged_cam-1", "config")
         assert entity.replace("_", "").isalnum()
         json.loads(json.dumps(payload))
         jsonschema.validate(payload, {**definitions, "$ref": f"#/$defs/{component}", "anyOf": [{}]})
         assert payload["availability"][0]["topic"] == "edged/cam-1/availability"
-        assert payload["device"]["identifiers"] == ["edged_cam_1"] and payload["device"]["name"] == "Front door"
+        assert payload["device"]["identifiers"] == ["edged_cam-1"] and payload["device"]["name"] == "Front door"
         unique_ids.add(payload["unique_id"])
     assert len(unique_ids) == len(messages)
     components = sorted(topic.split("/")[1] for topic, _ in messages)

@@ -88,10 +88,24 @@ class MqttPublisherConfig(PublisherConfig):
     @field_validator("labels")
     @classmethod
     def _distinct_labels(cls, value: list[str]) -> list[str]:
+        from edged.publish.mqtt.discovery import OWN_ENTITIES, label_entities
+        from edged.publish.mqtt.topics import topic_level
+
         if any(not label.strip() for label in value):
             raise ValueError("labels must not be empty")
         if len(set(value)) != len(value):
             raise ValueError("each label may appear once")
+        # Labels become topic levels and Home Assistant entity ids, where some characters are replaced: two labels
+        # that end up the same would share one topic and one entity, each overwriting the other.
+        seen: dict[str, str] = {}
+        for label in value:
+            for key in (f"topic labels/{topic_level(label)}", *(f"entity {e}" for e in label_entities(label))):
+                if key in seen and seen[key] != label:
+                    raise ValueError(f"labels {seen[key]!r} and {label!r} would share the {key}; list only one of them")
+                seen[key] = label
+            clash = set(label_entities(label)) & set(OWN_ENTITIES)
+            if clash:
+                raise ValueError(f"label {label!r} would take the entity id {clash.pop()} of edged's own sensor")
         return value
 
     @model_validator(mode="after")

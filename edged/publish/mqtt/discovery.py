@@ -21,7 +21,19 @@ DETECTED_TEMPLATE = "{{ 'ON' if value | float(0) > 0 else 'OFF' }}"
 
 
 def node_id(device_id: str) -> str:
-    return f"edged_{slug(device_id)}"
+    """`edged_<device_id>`, unchanged: device ids are letters, digits, '-' and '_', exactly what Home Assistant
+    accepts in a discovery node id, so the mapping is one to one (`qa-cam` and `qa_cam` stay two devices)."""
+    return f"edged_{device_id}"
+
+
+#: Entity keys of edged's own entities (the <entity> level of a discovery topic, and the end of a unique_id).
+OWN_ENTITIES = ("top_label", "top_score", "output_fps", "snapshot", "take_snapshot")
+
+
+def label_entities(label: str) -> tuple[str, ...]:
+    """The entity keys a tracked label may get: its count or score sensor and its binary sensor."""
+    key = slug(label)
+    return (f"{key}_count", f"{key}_score", f"{key}_detected")
 
 
 def device_block(config: MqttPublisherConfig, device_id: str, version: str, model: str | None) -> dict[str, Any]:
