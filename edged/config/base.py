@@ -13,7 +13,10 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 from pydantic import Strict as StrictMode
 
-#: A path given as a TOML string; relative ones are made relative to the config file (see Table.PATH_KEYS).
+from edged.config.credentials import is_credential
+
+#: A path given as a TOML string; relative ones are made relative to the config file (see Table.PATH_KEYS), except
+#: `%credentials%/NAME`, a systemd credential (edged/config/credentials.py).
 FilePath = Annotated[Path, StrictMode(False)]
 
 
@@ -30,5 +33,5 @@ class Table(BaseModel):
         """Rewrite relative paths in the raw `table` (before validation) to be relative to `base`."""
         for key in cls.PATH_KEYS:
             value = table.get(key)
-            if isinstance(value, str) and value and not Path(value).is_absolute():
+            if isinstance(value, str) and value and not Path(value).is_absolute() and not is_credential(value):
                 table[key] = str(base / value)

@@ -183,7 +183,11 @@ class OpenCvSource:
         if not capture.isOpened():
             capture.release()
             if not os.access(path, os.R_OK | os.W_OK):
-                raise SourceError(f"cannot open {path}: permission denied; add the user running edged to 'video'")
+                raise SourceError(
+                    f"cannot open {path}: permission denied; the shipped unit runs edged with the 'video' group, so "
+                    f"check that `ls -l {path}` shows group video (a udev rule sets it); running edged by hand, add "
+                    "your user to the 'video' group"
+                )
             raise SourceError(
                 f"cannot open {path}: busy (another program is using it) or not a capture node "
                 f"(USB cameras also create metadata nodes; try the other /dev/video* of the same camera)"
@@ -257,7 +261,9 @@ class OpenCvSource:
             raise SourceError(f"{path} is not a video file; set camera.source to a video file", permanent=True)
         if not os.access(path, os.R_OK):
             raise SourceError(
-                f"video file {path} cannot be read: permission denied; make it readable by the user edged runs as",
+                f"video file {path} cannot be read: permission denied; under the shipped unit edged runs as a "
+                "dynamic user with no fixed uid: put the file in /var/lib/edged, or make it readable by all "
+                "(chmod o+r, and o+x on its folders)",
                 permanent=True,
             )
         capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)

@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edged.config.credentials import credential_advice, resolve_credential
 from edged.errors import PublishError
 from edged.publish.mqtt.config import MqttPublisherConfig
 from edged.publish.mqtt.topics import OFFLINE
@@ -32,18 +33,20 @@ def client_id_of(config: MqttPublisherConfig, device_id: str) -> str:
 def read_password(config: MqttPublisherConfig) -> str | None:
     """The broker password from its file or environment variable (never from the config file itself)."""
     if config.password_file is not None:
-        path = config.password_file
+        path = resolve_credential(config.password_file, "publisher.password_file")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError as exc:
             raise PublishError(
                 f"publisher.password_file: {path} does not exist; create it with the password on its first line"
             ) from exc
-        except OSError as exc:
+        except PermissionError as exc:
             raise PublishError(
-                f"publisher.password_file: cannot read {path} ({exc.strerror or exc}); make it readable by the "
-                "user edged runs as, and by no one else (e.g. chmod 0640 with the edged group)"
+                f"publisher.password_file: cannot read {path} (permission denied); "
+                + credential_advice("password_file", path)
             ) from exc
+        except OSError as exc:
+            raise PublishError(f"publisher.password_file: cannot read {path} ({exc.strerror or exc})") from exc
         password = text.splitlines()[0] if text else ""
         if not password:
             raise PublishError(f"publisher.password_file: {path} is empty; put the password on its first line")
@@ -60,8 +63,11 @@ def read_password(config: MqttPublisherConfig) -> str | None:
 
 
 def _existing(path: Path, key: str, what: str) -> str:
+    path = resolve_credential(path, f"publisher.{key}")
     if not path.is_file():
         raise PublishError(f"publisher.{key}: {path} does not exist or is not a file; give the PEM file of {what}")
+    if not os.access(path, os.R_OK):
+        raise PublishError(f"publisher.{key}: cannot read {path} (permission denied); " + credential_advice(key, path))
     return str(path)
 
 
