@@ -36,6 +36,7 @@ from edged.publish.mqtt.jobs import JobQueue
 from edged.publish.mqtt.modes import LabelTracker, ModeFilter
 from edged.publish.mqtt.outbox import Outbox
 from edged.publish.mqtt.sender import Sender
+from edged.publish.mqtt.takeover import TakeoverWatch
 from edged.publish.mqtt.topics import OFFLINE, ONLINE, Topics
 from edged.results import utc_iso
 
@@ -91,6 +92,7 @@ class MqttPublisher:
         self._offline_since: float | None = None
         self._skipped = 0
         self._drop_logged_at = -_DROP_LOG_INTERVAL_S
+        self._takeover = TakeoverWatch(config.reconnect_min_s, config.reconnect_max_s, clock)
 
     def __repr__(self) -> str:
         return f"MqttPublisher({self._where}, prefix={self.topics.prefix!r})"
@@ -230,6 +232,7 @@ class MqttPublisher:
         outage = None if self._offline_since is None or self._connects == 1 else self._clock() - self._offline_since
         self._offline_since = None
         self._failures, self._last_failure = 0, None
+        self._takeover.connected()
         self._sender.send_now(self.topics.availability, ONLINE.encode(), qos=1, retain=True)
         client.subscribe(subscriptions(self.topics.command_filter, self._status_topic if self.config.homeassistant
                                        else None, self.config.protocol == "5"))  # fmt: skip
@@ -260,11 +263,31 @@ class MqttPublisher:
                 "MQTT: connection to %s lost%s; results wait in the buffer (up to %d, for up to %g s) while "
                 "reconnecting", self._where, why, self.config.buffer_max_messages, self.config.buffer_max_age_s,
             )  # fmt: skip
+            self._after_takeover(client, reason if flags.is_disconnect_packet_from_server else None)
         elif not self._refused:
             self._connect_failed(describe_early_close(self._paho_error, self.config))
         client.on_log = self._on_log
         self._paho_error = None
         self._refused = False
+
+    def _after_takeover(self, client: mqtt.Client, disconnect: ReasonCode | None) -> None:
+        """Back off (and say why, once) when another client keeps taking our client id; go back to normal after.
+        `disconnect` is the reason of the broker's DISCONNECT packet, None when it just closed the connection."""
+        verdict = self._takeover.lost(disconnect.value if disconnect is not None else None)
+        client_id = client_id_of(self.config, self.device_id)
+        if verdict.wait_s is not None:
+            client.reconnect_delay_set(verdict.wait_s, verdict.wait_s)  # before paho's wait, which follows this call
+            if verdict.first:
+                detail = self._takeover.explain(client_id)
+                log.error("MQTT: %s. Waiting %d s before connecting again, instead of taking it back", detail,
+                          verdict.wait_s)  # fmt: skip
+                self.publish_event({"event": "client_id_conflict", "at": utc_iso(time.time()), "client_id": client_id,
+                                    "detail": detail, "retry_in_s": verdict.wait_s})  # fmt: skip
+            else:
+                log.warning("MQTT: client id %r was taken over again; waiting %d s", client_id, verdict.wait_s)
+        elif verdict.over:
+            client.reconnect_delay_set(self.config.reconnect_min_s, self.config.reconnect_max_s)
+            log.info("MQTT: the connection as %r held; reconnecting as usual again", client_id)
 
     def _on_log(self, client: mqtt.Client, _: Any, level: int, line: str) -> None:
         """Keeps paho's last error line: the only place a TLS alert after the handshake is reported."""
