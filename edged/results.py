@@ -56,12 +56,16 @@ def build_result(
     """One result message (schema: edged/schemas/result.schema.json, documented in docs/results.md)."""
     timing = {"capture_to_publish": (published_mono - frame.captured_mono) * 1000.0, **prediction.timing_ms}
     captured_ms, published_ms = epoch_ms(frame.captured_at), epoch_ms(published_at)  # text and number agree
+    source: dict[str, Any] = {"id": frame.source_id, "frame_index": frame.index, "width": frame.width,
+                              "height": frame.height}  # fmt: skip
+    if frame.file is not None:
+        source["file"] = frame.file
     return {
         "schema": RESULT_SCHEMA_ID,
         "run_id": run_id,
         "seq": seq,
         "device_id": device_id,
-        "source": {"id": frame.source_id, "frame_index": frame.index, "width": frame.width, "height": frame.height},
+        "source": source,
         "captured_at": utc_iso_ms(captured_ms),
         "captured_at_ms": captured_ms,
         "published_at": utc_iso_ms(published_ms),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,6 +25,10 @@ class Frame:
     captured_at: float  # time.time() at capture, seconds since the epoch
     captured_mono: float  # time.monotonic() at capture, for latency measurements
     color: ColorOrder = "bgr"
+    #: The file it was read from, relative to its folder (image folders), reported in the result's `source`.
+    file: str | None = None
+    #: Called once its result has been handed to the publisher (an image folder remembers, or moves, the file).
+    processed: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     @staticmethod
     def now(image: ImageArray, source_id: str, index: int, color: ColorOrder = "bgr") -> Frame:

@@ -143,6 +143,8 @@ class InferenceWorker:
             )
             self.seq += 1
             self.publishers.publish_result(result)
+            if frame.processed is not None:
+                frame.processed()  # an image folder remembers (or moves) the file now that its result is out
             self.last = LastResult(frame, prediction, bundle.info)
         self.stats.result(result["timing_ms"])
         self.results.emit(result)

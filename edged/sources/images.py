@@ -4,36 +4,40 @@ Files are identified by name, modification time and size, so a file replaced und
 while an unchanged one is never yielded twice. In watch mode a new file is taken only once two scans agree on
 it, so a picture still being copied (scp, Samba) is not read half-written. Hidden files (rsync's temporary
 `.name.XXXXXX`, editors' swap files) are ignored without a warning.
+
+Every result names its file (`source.file`, relative to the folder). A watched folder remembers across restarts
+what it has processed (edged/sources/processed.py, in the state directory); with `move_to`, each file is moved
+there instead once its result is out.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections import deque
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edged.config.base import FilePath
 from edged.config.camera import SourceConfig
 from edged.errors import ImageError, SourceError
 from edged.sources.base import SourcePlugin
 from edged.sources.imagefile import IMAGE_SUFFIXES, read_image
+from edged.sources.processed import FileKey, ProcessedLog, log_path
+from edged.statedir import state_dir
 from edged.types import Frame, ImageArray
 
 log = logging.getLogger(__name__)
-
-#: name, mtime in ns, size in bytes
-FileKey = tuple[str, int, int]
 
 
 class ImagesCamera(SourceConfig):
     """Image files in a folder: batch runs, or 'drop a JPEG here' with watch = true."""
 
-    PATH_KEYS: ClassVar[tuple[str, ...]] = ("path",)
+    PATH_KEYS: ClassVar[tuple[str, ...]] = ("path", "move_to")
 
     type: Literal["images"]
     path: FilePath = Field(description="A folder.")
@@ -42,6 +46,15 @@ class ImagesCamera(SourceConfig):
     poll_s: float = Field(1.0, gt=0, description="How often a watched folder is scanned.")
     loop: bool = Field(False, description="Start again after the last image (not with watch).")
     interval_s: float = Field(0.0, ge=0, description="Pause between images.")
+    move_to: FilePath | None = Field(
+        None, description="Move each image into this folder once its result is published (default: leave it)."
+    )
+
+    @model_validator(mode="after")
+    def _move_elsewhere(self) -> ImagesCamera:
+        if self.move_to is not None and self.move_to.resolve() == self.path.resolve():
+            raise ValueError("move_to must be another folder than path (the images would be read again)")
+        return self
 
     def is_live(self) -> bool:
         return False
@@ -68,6 +81,8 @@ class ImageFolderSource:
         self._last_yield: float | None = None
         self._is_open = False
         self._reported_end = False
+        remember = config.watch and config.move_to is None
+        self._processed = ProcessedLog(log_path(state_dir(), config.path)) if remember else None
         if config.watch and config.loop:
             log.warning("images: loop is ignored with watch = true (a watched folder never ends)")
 
@@ -90,10 +105,17 @@ class ImageFolderSource:
                 permanent=True,
             )
         self._closed.clear()
+        earlier = self._processed.load() if self._processed is not None else set()
+        self._seen |= earlier
         self._queue = deque(self._scan(settle=False))
         self._is_open = True
         self._reported_end = False
-        log.info("opened %s: %d image(s) to read", self.describe(), len(self._queue))
+        done = ""
+        if self._processed is not None:
+            self._processed.keep_only(set(self._previous_scan.values()))
+            kept = len(earlier & set(self._previous_scan.values()))
+            done = f" ({kept} processed before, remembered in {self._processed.path})" if kept else ""
+        log.info("opened %s: %d image(s) to read%s", self.describe(), len(self._queue), done)
 
     def read(self) -> Frame | None:
         if not self._is_open:
@@ -126,6 +148,7 @@ class ImageFolderSource:
         if self._pause_between_images():
             return None
         path = self._queue.popleft()
+        key = self._key(path)
         image = self._decode(path)
         if image is None:
             return None
@@ -140,7 +163,35 @@ class ImageFolderSource:
             captured_at=time.time(),
             captured_mono=self._last_yield,
             color="bgr",
+            file=self._relative(path),
+            processed=lambda: self._done(path, key),
         )
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self._config.path).as_posix()
+        except ValueError:
+            return path.name
+
+    def _done(self, path: Path, key: FileKey | None) -> None:
+        """From the inference thread, once the image's result is out: move the file, or remember it."""
+        target = self._config.move_to
+        if target is not None:
+            self._move(path, target)
+        elif self._processed is not None and key is not None:
+            self._processed.add(key)
+
+    def _move(self, path: Path, folder: Path) -> None:
+        destination = folder / path.name
+        number = 1
+        while destination.exists():  # never over an earlier image of the same name
+            destination = folder / f"{path.stem}-{number}{path.suffix}"
+            number += 1
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), str(destination))
+        except OSError as exc:
+            log.error("cannot move %s to %s (%s); it stays where it is", path, folder, exc.strerror or exc)
 
     def _pause_between_images(self) -> bool:
         """Wait out `interval_s` since the previous image; True when closed meanwhile."""
