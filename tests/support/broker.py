@@ -60,8 +60,10 @@ class Mosquitto:
         tls: BrokerTls | None = None,
         password_file: Path | None = None,
         binary: str | None = None,
+        log_subscriptions: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.log_subscriptions = log_subscriptions  # "<client> <qos> <filter>" lines: a test can wait for them
         self.port = port or free_port()
         self.tls = tls
         self.password_file = password_file
@@ -89,6 +91,7 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
             "log_type information",
+            *(["log_type subscribe"] if self.log_subscriptions else []),
             "connection_messages true",
         ]
         if os.geteuid() == 0:
