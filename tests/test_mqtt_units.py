@@ -101,8 +101,8 @@ def test_password_is_read_at_start_and_never_shown(tmp_path: Path, monkeypatch: 
 def test_password_problems_name_the_key_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(PublishError, match=r"publisher.password_file: .* does not exist; create it"):
         read_password(mqtt_config(username="u", password_file=tmp_path / "missing"))
-    with pytest.raises(PublishError, match=r"publisher.password_file: cannot read .*make it readable"):
-        read_password(mqtt_config(username="u", password_file=tmp_path))  # a directory: unreadable as a file
+    with pytest.raises(PublishError, match=r"publisher.password_file: .* is a directory; give the file"):
+        read_password(mqtt_config(username="u", password_file=tmp_path))  # permissions: test_first_user_secrets
     (tmp_path / "empty").write_text("")
     with pytest.raises(PublishError, match="is empty"):
         read_password(mqtt_config(username="u", password_file=tmp_path / "empty"))

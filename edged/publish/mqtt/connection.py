@@ -40,6 +40,10 @@ def read_password(config: MqttPublisherConfig) -> str | None:
             raise PublishError(
                 f"publisher.password_file: {path} does not exist; create it with the password on its first line"
             ) from exc
+        except IsADirectoryError as exc:
+            raise PublishError(
+                f"publisher.password_file: {path} is a directory; give the file whose first line is the password"
+            ) from exc
         except PermissionError as exc:
             raise PublishError(
                 f"publisher.password_file: cannot read {path} (permission denied); "
