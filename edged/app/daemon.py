@@ -30,6 +30,7 @@ from edged.app.stats import Stats
 from edged.app.supervisor import EXIT_ERROR, EXIT_OK, Supervisor
 from edged.app.threads import Crash, Threads
 from edged.config.app import AppConfig
+from edged.config.camera import SourceConfig
 from edged.errors import CommandRefused, EdgedError
 from edged.inference.engine import ModelBundle, known_label_index
 from edged.inference.loader import load_bundle
@@ -250,6 +251,23 @@ class Daemon:
 
     def inference_alive(self) -> bool:
         return self._inference_thread is not None and self._inference_thread.is_alive()
+
+    # ---- replacing parts while frames flow -----------------------------------------------------------------------
+    def apply_settings(self, config: AppConfig) -> None:
+        """Make `config` current: live settings (thresholds, labels, rates, ROI, orientation) apply from the next
+        frame on. Parts that need rebuilding (camera, publisher, model) are replaced by the methods below."""
+        self.settings.replace(config)
+
+    def restart_capture(self, camera: SourceConfig, source: FrameSource | None = None) -> None:
+        """Replace the camera; inference waits on the mailbox meanwhile and goes on with the new frames."""
+        self.capture.restart(camera, self.config.pipeline.shutdown_timeout_s, source)
+
+    def swap_publisher(self, publisher: Publisher) -> int:
+        """Replace the publisher (a new broker); results it had not delivered yet go to the new one, in order."""
+        assert self.publishers is not None, "start() first"
+        moved = self.publishers.swap(publisher, self.runtime)
+        publisher.publish_state(self.state())
+        return moved
 
     # ---- start -----------------------------------------------------------------------------------------------
     def start(self) -> None:
