@@ -6,9 +6,11 @@
 
 Every training image is drawn by `edged.sources.shapes`, the module behind the synthetic frame source, so
 the fixtures know exactly the scenes the tests show them. The script trains one tiny classifier and one tiny
-grid detector and exports them in the five layouts edged must read: a quantized classifier with metadata
-labels, a Teachable Machine float classifier, an SSD with a real TFLite_Detection_PostProcess op, YOLOv8 int8
-and YOLOv5 float. It measures each .tflite on held-out scenes, again with ai_edge_litert in a second Python
+grid detector and exports them in the layouts edged must read: a quantized classifier with metadata labels,
+a Teachable Machine float classifier, an SSD with a real TFLite_Detection_PostProcess op, YOLOv8 int8 and
+YOLOv5 float; and (issue 10) classifiers whose uint8 inputs are calibrated on [0, 1] and on [-1, 1], YOLOv8
+with Ultralytics' embedded metadata.json, an Ultralytics nms=True export [1, 300, 6] and a MediaPipe Model
+Maker detector (raw boxes + scores, anchors in DETECTOR_METADATA). `--only NAME` builds just the named ones. It measures each .tflite on held-out scenes, again with ai_edge_litert in a second Python
 when TensorFlow's interpreter is the one in process, and only then copies them into place: a model below the
 quality bar never replaces a committed fixture.
 """
