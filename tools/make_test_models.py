@@ -10,9 +10,10 @@ grid detector and exports them in the layouts edged must read: a quantized class
 a Teachable Machine float classifier, an SSD with a real TFLite_Detection_PostProcess op, YOLOv8 int8 and
 YOLOv5 float; and (issue 10) classifiers whose uint8 inputs are calibrated on [0, 1] and on [-1, 1], YOLOv8
 with Ultralytics' embedded metadata.json, an Ultralytics nms=True export [1, 300, 6] and a MediaPipe Model
-Maker detector (raw boxes + scores, anchors in DETECTOR_METADATA). `--only NAME` builds just the named ones. It measures each .tflite on held-out scenes, again with ai_edge_litert in a second Python
-when TensorFlow's interpreter is the one in process, and only then copies them into place: a model below the
-quality bar never replaces a committed fixture.
+Maker detector (raw boxes + scores, anchors in DETECTOR_METADATA). `--only NAME` builds just the named ones.
+It measures each .tflite on held-out scenes, again with ai_edge_litert in a second Python when TensorFlow's
+interpreter is the one in process, and only then copies them into place: a model below the quality bar never
+replaces a committed fixture.
 """
 
 from __future__ import annotations

@@ -154,6 +154,8 @@ def detect_layout(
         why = "set in the configuration" if forced else "TFLite_Detection_PostProcess op with 4 outputs"
         ordered, order_reason = _ssd_order(outputs, names, ssd_output_order, path)
         return Layout("ssd", f"{why}, {order_reason}", ordered)
+    if forced and len(outputs) != 1:
+        raise ModelError(f"{path}: the {config_decoder} decoder reads one output; the model has {len(outputs)}")
     if len(outputs) == 2 and facts.detector is not None:
         return _raw_detector(outputs, names, facts, path)
     if len(outputs) == 1:
