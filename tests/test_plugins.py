@@ -69,8 +69,7 @@ def test_every_publisher_kind_fulfils_the_contract(kind: str) -> None:
 
 def test_a_new_source_kind_takes_one_file_and_one_registry_line(scripted_kind: None) -> None:
     config = parse_config(
-        f'device_id = "t"\n[model]\npath = "{CLASSIFIER}"\nnum_threads = 1\n'
-        '[camera]\ntype = "scripted"\nframes = 12\n'
+        f'device_id = "t"\n[model]\npath = "{CLASSIFIER}"\nnum_threads = 1\n[camera]\ntype = "scripted"\nframes = 12\n'
     )
     publisher = RecordingPublisher()
     assert Daemon(config, publisher=publisher).run(handle_signals=False) == 0

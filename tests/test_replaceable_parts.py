@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +52,7 @@ def test_a_model_swap_under_load_loses_no_frame_and_never_uses_a_closed_bundle()
     assert [r["source"]["frame_index"] for r in results] == list(range(frames))
     assert daemon.stats_counters.totals["inference_failures"] == 0  # a closed bundle would have failed a frame
     names = [r["model"]["name"] for r in results]
-    switches = [names[0]] + [b for a, b in zip(names, names[1:], strict=False) if a != b]
+    switches = [names[0]] + [b for a, b in itertools.pairwise(names) if a != b]
     assert switches == [f"m{i}" for i in range(7)]  # each swap took effect once, on a frame boundary
     assert all(bundle.closed for bundle in bundles[:-1])  # the replaced bundles were released...
     changes = [e for e in publisher.events if e["event"] == "model_changed"]

@@ -8,6 +8,7 @@ dict Ultralytics embeds in its .tflite). Alignment never shifts silently: every 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,10 +108,23 @@ def _parse_pbtxt(text: str, origin: str) -> dict[int, str]:
     return entries
 
 
+def metadata_dict(text: str) -> object:
+    """The metadata dict Ultralytics embeds: `metadata.json` (json.dumps, 8.3+) or `temp_meta.txt` (the Python
+    repr of the dict, through TFLite Support's populator, 8.1–8.2). ValueError when it is neither."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def _parse_embedded_dict(text: str, origin: str) -> dict[int, str]:
     try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError) as exc:
+        value = metadata_dict(text)
+    except ValueError as exc:
         raise ModelError(f"{origin}: the embedded metadata is not a readable dictionary ({exc})") from exc
     names = value.get("names") if isinstance(value, dict) else None
     if isinstance(names, dict):
