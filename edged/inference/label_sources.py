@@ -70,7 +70,9 @@ def _from_metadata(path: Path, facts: FileFacts) -> LabelFile | None:
     names = embedded_files(path)
     if not names:
         return None
+    # The metadata names the label file: on the output tensor (TFLite Support's writers), else at model level.
     preferred = [f for meta in facts.outputs for f in meta.associated_files if f in names]
+    preferred += [f for f in facts.model_associated_files if f in names and f not in preferred]
     preferred += [n for n in names if n.lower().endswith((".txt", ".pbtxt", ".yaml", ".yml", ".json"))]
     for name in preferred:
         try:

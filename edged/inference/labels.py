@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from edged.errors import ModelError
+from edged.files import read_user_file
 
 BACKGROUND_NAMES = frozenset({"???", "background", "__background__", "bg", "__bg__"})
 
@@ -173,12 +174,13 @@ def _unquote(value: str) -> str:
 
 def read_label_file(path: Path, origin_kind: str = "file") -> LabelFile:
     """Read and parse a label file on disk; ModelError when it cannot be read."""
+    raw = read_user_file(path, "label file", ModelError, missing_hint="check the path given to --labels / labels")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise ModelError(f"label file {path} does not exist; check the path given to --labels / labels") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"label file {path} cannot be read: {exc}") from exc
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ModelError(
+            f"label file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from exc
     return parse_labels(text, path.name, f"{origin_kind}: {path}")
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from edged.config.model import edgetpu_device_problem
 from edged.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 Accelerator = Literal["auto", "cpu", "edgetpu"]
 EDGETPU_LIBRARY = "libedgetpu.so.1"
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
-_DEVICE_PATTERN = re.compile(r"^(usb|pci)?(:\d+)?$")
 
 #: Loads a delegate: (library, options) -> delegate object. Injectable so tests can fake the Edge TPU.
 DelegateLoader = Callable[[str, dict[str, str]], Any]
@@ -78,11 +78,9 @@ def _package_version(name: str) -> str:
 
 def validate_device(device: str) -> str:
     """Check an Edge TPU device string: '', 'usb', 'usb:N', 'pci', 'pci:N' or ':N'."""
-    if not _DEVICE_PATTERN.match(device):
-        raise ModelError(
-            f"Edge TPU device {device!r} is not valid; use 'usb', 'usb:0', 'pci', 'pci:0' or ':0' "
-            "(the N-th Edge TPU of any kind), or leave it empty for the first one found"
-        )
+    problem = edgetpu_device_problem(device)
+    if problem:
+        raise ModelError(problem)
     return device
 
 

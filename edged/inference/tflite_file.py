@@ -86,13 +86,6 @@ class _Table:
         start, length = vec
         return tuple(self._unpack("<f", start + 4 * i) for i in range(length))
 
-    def ints(self, index: int) -> tuple[int, ...]:
-        vec = self._vector(index)
-        if vec is None:
-            return ()
-        start, length = vec
-        return tuple(self._unpack("<i", start + 4 * i) for i in range(length))
-
     def string(self, index: int) -> str | None:
         vec = self._vector(index)
         if vec is None:
