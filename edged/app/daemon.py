@@ -23,6 +23,7 @@ from edged.app.control import CommandSpec, Dispatcher
 from edged.app.events import Broadcast, EventBus
 from edged.app.holders import ConfigRef, ModelHolder, PublisherHolder
 from edged.app.inference import InferenceWorker, roi_of
+from edged.app.liveness import Liveness
 from edged.app.mailbox import LatestFrameMailbox
 from edged.app.models import ModelManager
 from edged.app.sdnotify import SystemdNotifier
@@ -100,6 +101,7 @@ class Daemon:
         self.stop_code = EXIT_OK
         self.started_at = time.time()
         self.notifier: SystemdNotifier | None = None
+        self.liveness: Liveness | None = None  # set by the supervisor while it runs
         self._register_commands()
         self.events.add_callback(self._forward_event)
 
