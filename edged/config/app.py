@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import socket
 import sys
@@ -12,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from edged.config.camera import CameraConfig
+from edged.config.hosting import HostingConfig
 from edged.config.model import ModelConfig, Strict
 from edged.config.pipeline import PipelineConfig
 from edged.config.publish import PublisherConfig, StdoutPublisherConfig
@@ -31,6 +33,12 @@ def default_device_id() -> str:
     return cleaned[:64] or "edged"
 
 
+def default_state_dir() -> Path:
+    """$STATE_DIRECTORY (systemd's StateDirectory=, /var/lib/edged under the unit), else ~/.local/state/edged."""
+    given = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(given) if given else Path.home() / ".local" / "state" / "edged"
+
+
 class AppConfig(Strict):
     device_id: str = Field(default_factory=default_device_id, description="Names this device in topics and ids.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -38,6 +46,8 @@ class AppConfig(Strict):
     camera: CameraConfig
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     publisher: PublisherConfig = Field(default_factory=lambda: StdoutPublisherConfig(type="stdout"))
+    state_dir: Path = Field(default_factory=default_state_dir, description="Hosting's metadata, downloads, versions.")
+    hosting: HostingConfig | None = None
 
     @field_validator("device_id")
     @classmethod
@@ -53,6 +63,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         ("model", ("path", "labels", "cpu_model")),
         ("camera", ("path",)),
         ("publisher", ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file")),
+        ("hosting", ("trusted_root",)),
     ):
         section = data.get(table)
         if isinstance(section, dict):
@@ -60,6 +71,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
                 value = section.get(key)
                 if isinstance(value, str) and value and not Path(value).is_absolute():
                     section[key] = str(base / value)
+    state_dir = data.get("state_dir")
+    if isinstance(state_dir, str) and state_dir and not Path(state_dir).is_absolute():
+        data["state_dir"] = str(base / state_dir)
 
 
 def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
