@@ -8,13 +8,15 @@ mid-upload or a CDN holding old copies never serves a state that does not verify
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from securesystemslib.signer import Signer
+from tuf.api.exceptions import RepositoryError
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Targets, Timestamp
 
 from edged import __version__
@@ -46,6 +48,29 @@ def _quiet(_: str) -> None:
     return None
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translating(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """The publishing side's boundary: file-system and TUF serialization errors become HostingError."""
+
+    def wrap(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except OSError as exc:
+                where = f" ({exc.filename})" if exc.filename else ""
+                raise HostingError(f"{what}: {exc.strerror or exc}{where}; check the path and its permissions") from exc
+            except RepositoryError as exc:
+                raise HostingError(f"{what}: TUF metadata could not be written or read: {exc}") from exc
+
+        return run
+
+    return wrap
+
+
 @dataclass(frozen=True)
 class InitResult:
     repo_dir: Path
@@ -54,6 +79,7 @@ class InitResult:
     root_expires: dt.datetime
 
 
+@_translating("creating the repository")
 def init(
     repo_dir: Path, key_dir: Path | None = None, expires_days: int = 365, now: dt.datetime | None = None
 ) -> InitResult:
@@ -115,6 +141,7 @@ class PublishResult:
     checked: CheckedVersion
 
 
+@_translating("publishing")
 def publish(
     repo_dir: Path,
     model: Path,
@@ -197,6 +224,7 @@ def publish(
     return PublishResult(name, version, channel, rollout_percent, tuple(p for _, p in meta.target_paths()), checked)
 
 
+@_translating("changing the version")
 def _edit_version(
     repo_dir: Path, key_dir: Path | None, name: str, version: int, now: dt.datetime | None, **changes: Any
 ) -> VersionMeta:
@@ -235,6 +263,7 @@ class RefreshResult:
     expires: dict[str, dt.datetime] = field(default_factory=dict)
 
 
+@_translating("refreshing the repository")
 def refresh(repo_dir: Path, key_dir: Path | None = None, now: dt.datetime | None = None) -> RefreshResult:
     """Re-sign timestamp (always), snapshot and targets (when they expire soon), and root when its offline key
     is present and it expires soon (else a warning)."""
@@ -288,6 +317,7 @@ class LocalStatus:
     edged_version: str = __version__
 
 
+@_translating("reading the repository")
 def status(repo_dir: Path) -> LocalStatus:
     """What the repository directory publishes, read and signature-checked locally (no keys needed)."""
     files = RepositoryFiles.load(repo_dir)
