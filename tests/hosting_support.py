@@ -52,9 +52,7 @@ def new_repo(base: Path) -> Repo:
 
 
 def client_for(url: str, repo: Repo, state_dir: Path, device_id: str = "device-1", **settings: Any) -> HostingClient:
-    config = HostingConfig(
-        url=url, name=NAME, trusted_root=repo.root_json, free_space_margin_bytes=0, **settings
-    )
+    config = HostingConfig(url=url, name=NAME, trusted_root=repo.root_json, free_space_margin_bytes=0, **settings)
     return HostingClient(config, state_dir, device_id, has_edgetpu=settings.pop("has_edgetpu", False))
 
 

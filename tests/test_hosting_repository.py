@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from hosting_support import CLASSIFIER, NAME, TEACHABLE, TEACHABLE_LABELS, YOLOV8, YOLOV8_LABELS, Repo, edged
+from hosting_support import CLASSIFIER, NAME, TEACHABLE, YOLOV8, YOLOV8_LABELS, Repo, edged
 from tuf.api.metadata import Metadata
 
 from edged.hosting import repository
@@ -34,7 +34,9 @@ def test_init_writes_a_repository_with_consistent_snapshots_and_private_keys(rep
     }  # fmt: skip
 
 
-def test_init_refuses_keys_inside_the_served_repository_and_an_existing_repository(tmp_path: Path, repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_refuses_keys_inside_the_served_repository_and_an_existing_repository(
+    tmp_path: Path, repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert edged("hosting", "init", tmp_path / "r2", "--keys", tmp_path / "r2" / "keys") == 1
     assert "served to everyone" in capsys.readouterr().err
     assert edged("hosting", "init", repo.path, "--keys", tmp_path / "other-keys") == 1
@@ -60,7 +62,10 @@ def test_publish_numbers_versions_and_describes_each_in_signed_custom_metadata(r
 def test_rollout_withdraw_and_refresh_sign_new_metadata_versions(repo: Repo) -> None:
     repo.publish()
     before = repository.status(repo.path).metadata_versions
-    assert edged("hosting", "rollout", repo.path, "--name", NAME, "--version", "1", "--percent", "40", "--keys", repo.keys) == 0
+    assert (
+        edged("hosting", "rollout", repo.path, "--name", NAME, "--version", "1", "--percent", "40", "--keys", repo.keys)
+        == 0
+    )
     assert edged("hosting", "withdraw", repo.path, "--name", NAME, "--version", "1", "--keys", repo.keys) == 0
     assert edged("hosting", "refresh", repo.path, "--keys", repo.keys) == 0
     after = repository.status(repo.path)
@@ -81,10 +86,23 @@ def test_rollout_withdraw_and_refresh_sign_new_metadata_versions(repo: Repo) -> 
         (lambda d: CLASSIFIER, ("--golden", "{d}/blue.png=red_square"), "golden image"),
         (lambda d: CLASSIFIER, ("--golden", "{d}/blue.png=dog"), "not one of the model's labels"),
     ],
-    ids=["truncated-model", "wrong-decoder", "bad-setting", "file-setting", "label-count", "golden-wrong", "golden-unknown-label"],
+    ids=[
+        "truncated-model",
+        "wrong-decoder",
+        "bad-setting",
+        "file-setting",
+        "label-count",
+        "golden-wrong",
+        "golden-unknown-label",
+    ],
 )
 def test_publish_refuses_what_a_device_would_refuse_with_the_reason(
-    tmp_path: Path, repo: Repo, capsys: pytest.CaptureFixture[str], make_model: object, extra: tuple[str, ...], reason: str
+    tmp_path: Path,
+    repo: Repo,
+    capsys: pytest.CaptureFixture[str],
+    make_model: object,
+    extra: tuple[str, ...],
+    reason: str,
 ) -> None:
     (tmp_path / "truncated.tflite").write_bytes(CLASSIFIER.read_bytes()[:4000])
     (tmp_path / "five_labels.txt").write_text("a\nb\nc\nd\ne\n")
@@ -106,7 +124,9 @@ def test_publish_accepts_golden_images_the_model_answers(tmp_path: Path, repo: R
     assert [(g.image, g.expected) for g in meta.golden] == [(f"{NAME}/1/golden/0-blue.png", "blue_triangle")]
 
 
-def test_a_wrong_or_missing_key_directory_is_a_clear_error(tmp_path: Path, repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_wrong_or_missing_key_directory_is_a_clear_error(
+    tmp_path: Path, repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     other = tmp_path / "other"
     assert edged("hosting", "init", other / "repo", "--keys", other / "keys") == 0
     capsys.readouterr()
@@ -121,8 +141,24 @@ def test_a_wrong_or_missing_key_directory_is_a_clear_error(tmp_path: Path, repo:
     assert "chmod 600" in capsys.readouterr().err
 
 
-def test_publish_of_an_edge_tpu_model_as_variant_must_be_compiled(tmp_path: Path, repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
-    assert edged("hosting", "publish", repo.path, CLASSIFIER, "--name", NAME, "--keys", repo.keys, "--edgetpu-model", CLASSIFIER) == 1
+def test_publish_of_an_edge_tpu_model_as_variant_must_be_compiled(
+    tmp_path: Path, repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        edged(
+            "hosting",
+            "publish",
+            repo.path,
+            CLASSIFIER,
+            "--name",
+            NAME,
+            "--keys",
+            repo.keys,
+            "--edgetpu-model",
+            CLASSIFIER,
+        )
+        == 1
+    )
     assert "not compiled for the Edge TPU" in capsys.readouterr().err
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,7 +175,14 @@ class RepositoryFiles:
         self.write_timestamp(signers, now, bump)
 
     def write_timestamp(self, signers: dict[str, Signer], now: dt.datetime, bump: bool = True) -> None:
+        path = self.metadata_dir / "timestamp.json"
+        before = path.stat().st_mtime if path.exists() else 0.0
         self._write(self.timestamp, signers[Timestamp.type], now, LIFETIME[Timestamp.type], bump)
+        # nginx and Apache make ETags from the whole-second mtime and the size, and a new timestamp.json usually
+        # has the old one's size: give each one a later second, or a device polling with If-None-Match would be
+        # told "304 Not Modified" about a change made within the same second
+        stamp = max(float(int(time.time())), float(int(before)) + 1.0)
+        os.utime(path, (stamp, stamp))
         fsync_dir(self.metadata_dir)
 
     def write_root(self, signer: Signer, now: dt.datetime, lifetime: dt.timedelta, bump: bool = True) -> Path:
