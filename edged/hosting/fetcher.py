@@ -67,7 +67,10 @@ class EdgedFetcher(Urllib3Fetcher):
         try:
             response = self._proxy_env.request("GET", url, preload_content=False, timeout=self.timeout, headers=headers)
         except urllib3.exceptions.MaxRetryError as exc:
-            if isinstance(exc.reason, urllib3.exceptions.TimeoutError):
+            reason = exc.reason  # a refused connection is a NewConnectionError, which urllib3 derives from a timeout
+            if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+                reason, urllib3.exceptions.NewConnectionError
+            ):
                 raise exceptions.SlowRetrievalError(f"no answer from {url}") from exc
             raise
         if response.status == 304 and cached is not None:
@@ -84,7 +87,9 @@ class EdgedFetcher(Urllib3Fetcher):
         deadline = time.monotonic() + self._deadline_s
         body = bytearray() if etag else None
         try:
-            for chunk in response.stream(self.chunk_size):
+            # read1 returns whatever has arrived (stream() waits for a full chunk), so a host that drips bytes
+            # just fast enough to dodge the gap timeout still meets the deadline
+            while chunk := response.read1(self.chunk_size):
                 self.stats.bytes_received += len(chunk)
                 if body is not None:
                     body += chunk
