@@ -269,6 +269,7 @@ class Store:
 
     def begin_probation(self, version: InstalledVersion) -> None:
         """Make `version` current with a probation marker; the daemon swaps it in after this returns."""
+        test_only_crash_point("before-switch")
         current = self.state.current
         if current is None or current.version != version.version:
             self.state.previous = current

@@ -105,7 +105,7 @@ class FaultServer(ThreadingHTTPServer):
         self.faults: dict[str, Fault] = {}
         self.requests: list[str] = []
         self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self.serve_forever, name="fault-server", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="fault-server", daemon=True)
 
     @property
     def url(self) -> str:
