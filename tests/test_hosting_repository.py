@@ -170,3 +170,25 @@ def _shape_image(path: Path, kind: str) -> None:
     from edged.sources.shapes import Shape, draw_scene
 
     cv2.imwrite(str(path), draw_scene(np.random.default_rng(7), 128, 128, [Shape(kind, 0.5, 0.5, 0.3)]))
+
+
+@pytest.mark.conformance
+def test_conformance_edge_tpu_variant_and_a_model_with_an_unresolved_op(
+    shared_data: Path, repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = shared_data / "models"
+    cpu, tpu = models / "mobilenet_v1_0.25_128_quant.tflite", models / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    labels = models / "imagenet_labels.txt"
+    repo.publish(cpu, "--labels", labels, "--edgetpu-model", tpu)
+    meta = repository.status(repo.path).versions[NAME][1]
+    assert meta.files.edgetpu == f"{NAME}/1/model_edgetpu.tflite" and meta.files.cpu == f"{NAME}/1/model.tflite"
+    repo.publish(tpu, "--labels", labels)  # Edge-TPU-only: inspected, not run (no TPU here)
+    only = repository.status(repo.path).versions[NAME][2]
+    assert only.files.cpu is None and only.files.edgetpu == f"{NAME}/2/model_edgetpu.tflite"
+    capsys.readouterr()
+    assert (
+        edged("hosting", "publish", repo.path, models / "invalid_custom_op.tflite", "--name", NAME, "--keys", repo.keys)
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "fake-op-double" in err and "Traceback" not in err

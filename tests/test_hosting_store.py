@@ -115,7 +115,7 @@ def test_rollback_commit_prune_and_reinstall(tmp_path: Path, repo: Repo, nginx: 
             (TEACHABLE, ("--labels", TEACHABLE_LABELS)),
             (YOLOV8, ("--labels", YOLOV8_LABELS)),
             (CLASSIFIER, ("--set", "top_k=1")),
-        ],  # fmt: skip
+        ],
         start=1,
     ):
         repo.publish(model, *extra)
