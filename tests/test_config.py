@@ -88,5 +88,6 @@ def test_example_config_is_valid_and_mentions_every_option() -> None:
     load_config(example)
     text = example.read_text()
     mentioned = set(re.findall(r"^#?\s*([a-z_]+)\s*=", text, re.M))
+    mentioned |= {table.split(".")[-1] for table in re.findall(r"^#?\s*\[([a-z_.]+)\]", text, re.M)}
     missing = _all_keys(AppConfig) - mentioned - {"camera", "model", "pipeline", "publisher", "reconnect"}
     assert not missing, f"config.example.toml does not document: {sorted(missing)}"

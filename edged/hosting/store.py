@@ -40,6 +40,7 @@ from edged.hosting.store_state import (
     read_state,
     write_state,
 )
+from edged.hosting.translate import os_errors_as_hosting
 
 MANIFEST = "version.json"
 GIVE_UP_AFTER_STARTS = 2
@@ -230,11 +231,13 @@ class Store:
             fsync_dir(self.paths.versions)
         except OSError as exc:
             remove_tree(temp)
+            remove_tree(staged.directory)
             from edged.hosting.translate import translate
 
             raise translate(exc, f"installing {offer.name} version {offer.version}", "", self.paths.root) from exc
         except HostingError:
             remove_tree(temp)
+            remove_tree(staged.directory)
             raise
         remove_tree(staged.directory)
         installed = self.load_installed(offer.version, verify=False)
@@ -249,6 +252,7 @@ class Store:
             fsync_dir(directory.parent)
         remove_tree(trash)
 
+    @os_errors_as_hosting("updating the installed model versions")
     def prune(self, keep_also: tuple[int, ...] = ()) -> list[int]:
         """Remove the oldest versions past keep_versions; never current, previous or the version on trial."""
         protected = set(keep_also)
@@ -262,11 +266,13 @@ class Store:
             self._discard(self.paths.version_dir(version))
         return removed
 
+    @os_errors_as_hosting("updating the installed model versions")
     def begin_validation(self, version: InstalledVersion) -> None:
         """Mark a version as being validated: a crash while loading it counts against it at the next starts."""
         self.state.trial = Trial(version=version.version, sha256=version.sha256, phase="validating")
         self._save()
 
+    @os_errors_as_hosting("updating the installed model versions")
     def begin_probation(self, version: InstalledVersion) -> None:
         """Make `version` current with a probation marker; the daemon swaps it in after this returns."""
         test_only_crash_point("before-switch")
@@ -278,6 +284,7 @@ class Store:
         self._save()
         test_only_crash_point("probation")
 
+    @os_errors_as_hosting("updating the installed model versions")
     def commit(self, version: InstalledVersion) -> None:
         """A clean health window: the version stays, the marker goes, a rollback pin below it is lifted."""
         trial = self.state.trial
@@ -290,10 +297,12 @@ class Store:
         self._save()
         self.prune()
 
+    @os_errors_as_hosting("updating the installed model versions")
     def block(self, sha256: str, version: int, reason: str) -> None:
         self.state.blocked[sha256] = Blocked(version=version, reason=reason)
         self._save()
 
+    @os_errors_as_hosting("updating the installed model versions")
     def reject(self, version: InstalledVersion, reason: str) -> None:
         """Validation failed: block the hash, end the trial; current never changed."""
         if self.state.trial is not None and self.state.trial.version == version.version:
@@ -301,6 +310,7 @@ class Store:
         self.state.blocked[version.sha256] = Blocked(version=version.version, reason=reason)
         self._save()
 
+    @os_errors_as_hosting("updating the installed model versions")
     def rollback(self, reason: str, block: bool = True) -> InstalledVersion | None:
         """Back to the previous version (None: the bundled model), pinned until a newer one than the one left is
         published; with block, the left version's hash is never installed again."""
@@ -317,6 +327,7 @@ class Store:
 
     # -- start-up -----------------------------------------------------------------------------------------------
 
+    @os_errors_as_hosting("updating the installed model versions")
     def recover(self) -> RecoveryReport:
         """Clean what a crash left (partial downloads and installs) and make current name a complete,
         hash-checked version: else the previous one, else the bundled model."""
@@ -353,6 +364,7 @@ class Store:
         self._save()
         return report
 
+    @os_errors_as_hosting("updating the installed model versions")
     def startup(self) -> StartupDecision:
         """recover(), then count an unfinished trial; after GIVE_UP_AFTER_STARTS such starts, give up on it:
         a version on probation is rolled back to the previous one and its hash is blocked."""

@@ -6,7 +6,10 @@ The TUF checks themselves are python-tuf's; this module only names them for the 
 from __future__ import annotations
 
 import errno
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import urllib3
 from tuf.api import exceptions as tuf_errors
@@ -117,3 +120,23 @@ def translate(exc: BaseException, what: str, url: str, state_dir: Path | None = 
             )
         return HostingError(f"{what}: {exc.strerror or exc}{where}")
     return HostingError(f"{what}: {type(exc).__name__}: {message}")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def os_errors_as_hosting(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """For the store's methods: an OSError (disk full, read-only, permissions) becomes a HostingError."""
+
+    def wrap(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except OSError as exc:
+                raise translate(exc, f"{what} ({function.__name__})", "") from exc
+
+        return run
+
+    return wrap
