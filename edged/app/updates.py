@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from edged.app.hosted import Probation, ValidationFailed, hosted_model_config, hosted_settings, validate
+from edged.app.activation import Activator
 from edged.config.hosting import HostingConfig
 from edged.errors import CommandRefused, EdgedError, HostingError
 from edged.hosting.client import HostingClient
@@ -28,7 +28,6 @@ from edged.hosting.selection import Offer
 from edged.hosting.store import InstalledVersion, Store
 from edged.inference import runtime
 from edged.inference.engine import ModelBundle
-from edged.inference.loader import load_bundle
 from edged.results import utc_iso
 
 if TYPE_CHECKING:
@@ -75,7 +74,7 @@ class Updates:
         self._rejected: set[tuple[int, str]] = set()
         self._pending: InstalledVersion | None = None  # installed, waiting for the install window
         self._offer: Offer | None = None
-        self._probation: Probation | None = None
+        self.activator = Activator(daemon, hosting, self.store, self._set, self._reject_event)
         self._resume_probation: InstalledVersion | None = None
         self._last_progress = 0.0
         self._startup_events: list[tuple[str, dict[str, Any]]] = []  # emitted once the publisher runs
@@ -110,19 +109,19 @@ class Updates:
         if decision.rolled_back:
             self._startup_events.append(("update_rolled_back", {
                 "name": self.hosting.name, "from_version": decision.left_version,
-                "to_version": self._version_of(self.store.current()), "reason": decision.rolled_back,
+                "to_version": self.activator.version_of(self.store.current()), "reason": decision.rolled_back,
             }))  # fmt: skip
         installed = decision.load
         while installed is not None:
             try:
-                bundle = self._load(installed)
+                bundle = self.activator.load(installed)
             except EdgedError as exc:
                 reason = f"installed version {installed.version} does not load any more: {exc}"
                 log.error("hosting: %s; going back", reason)
                 left = installed.version
                 installed = self.store.rollback(reason)
                 self._startup_events.append(("update_rolled_back", {
-                    "name": self.hosting.name, "from_version": left, "to_version": self._version_of(installed),
+                    "name": self.hosting.name, "from_version": left, "to_version": self.activator.version_of(installed),
                     "reason": reason,
                 }))  # fmt: skip
                 decision = dataclasses.replace(decision, in_probation=False)
@@ -133,16 +132,6 @@ class Updates:
                 self._resume_probation = installed
             return bundle
         return bundled()
-
-    def _load(self, installed: InstalledVersion) -> ModelBundle:
-        config = hosted_model_config(self.daemon.config.model, installed)
-        bundle = load_bundle(config, version=str(installed.version))
-        bundle.settings = hosted_settings(installed)
-        return bundle
-
-    @staticmethod
-    def _version_of(installed: InstalledVersion | None) -> int | None:
-        return installed.version if installed is not None else None
 
     def _client(self) -> HostingClient:
         if self.client is None:
@@ -177,13 +166,13 @@ class Updates:
         for name, fields in self._startup_events:
             self.daemon.emit(name, fields)
         if self._resume_probation is not None:
-            self._begin_probation(self._resume_probation, None, resumed=True)
+            self.activator.begin_probation(self._resume_probation, None, resumed=True)
         next_at = time.monotonic() + first_check_delay(float(self.hosting.interval_s), float(self.hosting.jitter),
                                                        self._rng)  # fmt: skip
         while not self._stop.is_set():
             now = time.monotonic()
             timeout = max(0.0, next_at - now)
-            if self._probation is not None or self._pending is not None:
+            if self.activator.probation is not None or self._pending is not None:
                 timeout = min(timeout, 0.5)
             try:
                 request: Request | None = self._requests.get(timeout=timeout)
@@ -191,15 +180,15 @@ class Updates:
                 request = None
             if self._stop.is_set():
                 break
-            self._watch_probation()
+            self.activator.watch_probation()
             self._activate_when_window_opens()
             if request is not None and request.kind != "wake":
                 self._handle(request)
             elif time.monotonic() >= next_at:
                 self._check(install=self.hosting.auto_install)
                 next_at = self._schedule_next()
-        if self._probation is not None:
-            self._probation.close()
+        if self.activator.probation is not None:
+            self.activator.probation.close()
         try:
             self.store.stopped_cleanly()  # a probation in progress goes on at the next start; this is no crash
         except HostingError as exc:
@@ -220,7 +209,7 @@ class Updates:
                 request.answer(error=result["error"])
                 return
             request.answer(result)
-            if self.hosting.auto_install and self._offer is not None and self._probation is None:
+            if self.hosting.auto_install and self._offer is not None and self.activator.probation is None:
                 self._install(self._offer, honour_window=True)
         elif request.kind == "install":
             offer = self._offer
@@ -230,15 +219,16 @@ class Updates:
             if offer is None:
                 request.answer(error="no update is available for this device")
                 return
-            if self._probation is not None:
-                request.answer(error=f"version {self._probation.installed.version} is still on probation; try again "
-                                     "when it is committed")  # fmt: skip
+            trial = self.activator.probation
+            if trial is not None:
+                request.answer(error=f"version {trial.installed.version} is still on probation; try again when it "
+                                     "is committed")  # fmt: skip
                 return
             request.answer({"installing": offer.version, "name": offer.name})
             self._install(offer, honour_window=False)
         elif request.kind == "rollback":
             try:
-                to = self._rollback("the rollback command", block=False)
+                to = self.activator.rollback("the rollback command", block=False)
             except HostingError as exc:
                 request.answer(error=str(exc))
                 return
@@ -261,7 +251,7 @@ class Updates:
             if offer is None and not selection.current_allowed and current is not None:
                 reason = f"version {current.version} may no longer run on this device ({selection.note})"
                 try:
-                    self._rollback(reason, block=False)
+                    self.activator.rollback(reason, block=False)
                 except HostingError as exc:
                     log.error("hosting: %s", exc)
         self._offer = offer
@@ -275,7 +265,7 @@ class Updates:
             self.daemon.emit("update_available", {"name": offer.name, "version": offer.version,
                                                   "notes": offer.meta.notes, "reason": offer.reason})  # fmt: skip
         self._set(available_version=offer.version, available_notes=offer.meta.notes)
-        if install and self._probation is None:  # one change at a time: a version on probation finishes first
+        if install and self.activator.probation is None:  # one change at a time: a version on probation finishes first
             self._install(offer, honour_window=True)
         return {"current_version": self._current_version(), "available_version": offer.version, "note": offer.reason}
 
@@ -343,111 +333,13 @@ class Updates:
             self._pending = installed
             self._set(state="waiting_for_window")
             return
-        self._activate(installed)
+        self.activator.activate(installed)
 
     def _activate_when_window_opens(self) -> None:
         pending, window = self._pending, self.hosting.window()
         if pending is None or (window is not None and not window.contains(dt.datetime.now().time())):
             return
         self._pending = None
-        self._activate(pending)
+        self.activator.activate(pending)
 
     # ---- validation, swap, probation, rollback ---------------------------------------------------------------
-    def _running_latency_ms(self) -> float | None:
-        value = self.daemon.stats_snapshot(reset=False)["inference_ms"]["p50"]
-        return float(value) if value else None
-
-    def _activate(self, installed: InstalledVersion) -> None:
-        self._set(state="validating")
-        before = self._running_latency_ms()
-        try:
-            self.store.begin_validation(installed)
-            checked = validate(installed, self.daemon.config, self.hosting, before)
-        except (ValidationFailed, HostingError) as exc:
-            with_reason = str(exc)
-            try:
-                self.store.reject(installed, with_reason)
-            except HostingError as store_error:
-                log.error("hosting: %s", store_error)
-            self._set(state="idle", last_error=with_reason)
-            self._reject_event(installed.version, with_reason)
-            return
-        try:
-            self.store.begin_probation(installed)  # the crash marker is on disk before the model runs
-        except HostingError as exc:
-            checked.bundle.close()
-            self._set(state="idle", last_error=str(exc))
-            log.error("hosting: %s", exc)
-            return
-        assert self.daemon.models is not None
-        self.daemon.models.activate(checked.bundle, f"hosted version {installed.version}")
-        self.daemon.emit(
-            "update_activated",
-            {
-                "name": installed.name,
-                "version": installed.version,
-                "sha256": installed.sha256,
-                "latency_ms": round(checked.latency_ms, 2),
-            },
-        )
-        self._set(publish=False, current_version=installed.version, available_version=None)
-        self._begin_probation(installed, before)
-
-    def _begin_probation(self, installed: InstalledVersion, before_ms: float | None, resumed: bool = False) -> None:
-        probation = Probation(installed, self.daemon.stats_counters, self.daemon.results, self.hosting, before_ms)
-        probation.start()
-        self._probation = probation
-        log.info("hosting: version %s on probation for %g s%s", installed.version, self.hosting.health_window_s,
-                 " (again, after a restart)" if resumed else "")  # fmt: skip
-        self._set(state="probation")
-
-    def _watch_probation(self) -> None:
-        probation = self._probation
-        if probation is None:
-            return
-        verdict, why = probation.verdict()
-        if verdict == "running":
-            return
-        probation.close()
-        self._probation = None
-        installed = probation.installed
-        if verdict == "passed":
-            try:
-                self.store.commit(installed)
-            except HostingError as exc:
-                log.error("hosting: %s", exc)
-                return
-            log.info("hosting: version %s committed (%s)", installed.version, why)
-            self.daemon.emit("update_committed", {"name": installed.name, "version": installed.version})
-            self._set(state="idle")
-            return
-        reason = f"version {installed.version} failed its health window: {why}"
-        log.error("hosting: %s; rolling back", reason)
-        try:
-            self._rollback(reason, block=True)
-        except HostingError as exc:
-            log.error("hosting: the rollback failed: %s", exc)
-
-    def _rollback(self, reason: str, block: bool) -> int | None:
-        """Back to the previous version (or the bundled model), swapped in like any other; returns its version."""
-        left = self.store.state.current
-        if self._probation is not None:
-            self._probation.close()
-            self._probation = None
-        target = self.store.rollback(reason, block)
-        while True:
-            try:
-                bundle = self._load(target) if target is not None else load_bundle(self.daemon.config.model)
-                break
-            except EdgedError as exc:
-                if target is None:
-                    raise HostingError(f"the bundled model does not load either: {exc}") from exc
-                target = self.store.rollback(f"version {target.version} does not load: {exc}")
-        assert self.daemon.models is not None
-        self.daemon.models.activate(bundle, f"rollback: {reason}")
-        to = self._version_of(target)
-        left_version = left.version if left else None
-        self.daemon.emit("update_rolled_back", {"name": self.hosting.name, "from_version": left_version,
-                                                "to_version": to, "reason": reason})  # fmt: skip
-        self._set(state="idle", current_version=to, last_error=reason)
-        return to
