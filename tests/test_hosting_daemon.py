@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -302,3 +303,65 @@ def test_stopping_during_probation_is_not_counted_as_a_crash(served: str, repo: 
             assert publisher.wait_for(lambda p=publisher: bool(p.results) and p.results[-1]["model"]["version"] == "1")  # type: ignore[misc]
             assert wait_until(lambda r=running: r.daemon.state()["hosting"]["state"] == "probation")  # type: ignore[misc]
         assert not events(publisher, "update_rolled_back")
+
+
+def test_an_edge_tpu_only_version_is_refused_on_a_device_without_a_tpu(
+    served: str, repo: Repo, tmp_path: Path, shared_data: Path
+) -> None:
+    models = shared_data / "models"
+    repo.publish(models / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", "--labels", models / "imagenet_labels.txt")
+    publisher = RecordingPublisher()
+    with BackgroundDaemon(device_config(served, repo, tmp_path / "state"), publisher) as running:
+        assert command(running.daemon, "check_update")["result"]["available_version"] is None
+        assert publisher.wait_for(lambda: bool(events(publisher, "update_rejected")))
+    assert "Edge-TPU-only version, and this device has no Edge TPU" in events(publisher, "update_rejected")[0]["reason"]
+    assert {r["model"]["version"] for r in publisher.results} == {"local"}
+
+
+def test_home_assistant_sees_the_model_as_an_update_entity_with_an_install_button(
+    served: str, repo: Repo, tmp_path: Path
+) -> None:
+    from support.broker import Collector, broker_for_tests
+
+    repo.publish(Q128, "--notes", "sharper squares")
+    definitions = json.loads((resources.files("edged") / "schemas" / "ha-discovery.schema.json").read_text())
+    with broker_for_tests(tmp_path / "broker") as broker:
+        mqtt = f'[publisher]\ntype = "mqtt"\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        text = json_free_config(served, repo, tmp_path / "state", "").replace("[hosting]", mqtt + "[hosting]")
+        config = parse_config(text + "auto_install = false\n")
+        topic = "edged/dev-1/update"
+        entity = "homeassistant/update/edged_dev_1/model_update/config"
+        with Collector(broker.port, ["edged/#", "homeassistant/#"]) as collector:
+            daemon = Daemon(config)
+            runner = threading.Thread(target=lambda: daemon.run(handle_signals=False))
+            runner.start()
+            try:
+                assert collector.wait_for(lambda ms: any(m.topic == entity for m in ms))
+                discovery = collector.on(entity)[-1].json()
+                jsonschema.validate(discovery, {**definitions, "$ref": "#/$defs/update", "anyOf": [{}]})
+                assert discovery["command_topic"] == "edged/dev-1/cmd/install_update"
+                collector.publish("edged/dev-1/cmd/check_update", "{}")
+                assert collector.wait_for(lambda ms: any(m.json().get("latest_version") == "1"
+                                                         for m in ms if m.topic == topic))  # fmt: skip
+                offered = [m.json() for m in collector.on(topic) if m.json()["latest_version"] == "1"][-1]
+                assert offered["installed_version"] == "bundled" and offered["release_summary"] == "sharper squares"
+                collector.publish(discovery["command_topic"], discovery["payload_install"])  # HA's Install button
+                assert collector.wait_for(lambda ms: any(m.json().get("installed_version") == "1"
+                                                         for m in ms if m.topic == topic), 120)  # fmt: skip
+                schema = {**definitions, "$ref": "#/$defs/update_state", "anyOf": [{}]}
+                for message in collector.on(topic):
+                    jsonschema.validate(message.json(), schema)
+            finally:
+                daemon.request_stop()
+                runner.join(60)
+
+
+def json_free_config(url: str, repo: Repo, state_dir: Path, model_extra: str) -> str:
+    """The device config as TOML text (to add tables to it)."""
+    return (
+        f'device_id = "dev-1"\nstate_dir = "{state_dir}"\n'
+        f'[model]\npath = "{CLASSIFIER}"\nnum_threads = 1\n{model_extra}\n'
+        '[camera]\ntype = "synthetic"\nwidth = 96\nheight = 96\nfps = 30\n'
+        f'[hosting]\nurl = "{url}"\nname = "{NAME}"\ntrusted_root = "{repo.root_json}"\ninterval_s = 600\n'
+        "health_window_s = 1\nfree_space_margin_bytes = 0\n"
+    )
