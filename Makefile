@@ -4,16 +4,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TF_VENV ?= .venv-tools
+MP_VENV ?= .venv-mediapipe
+MEDIAPIPE ?= mediapipe==1.2.3
 PYTEST_ARGS ?=
+ONLY ?=
 
-.PHONY: help venv test lint demo bench fixtures clean
+.PHONY: help venv mediapipe-venv test lint demo bench fixtures clean
 
 help:
 	@echo "make demo      run edged on a synthetic camera with the project's demo model"
 	@echo "make test      run the test suite (set EDGED_CONFORMANCE_DATA=../shared/data for the conformance tier)"
 	@echo "make lint      ruff + mypy"
 	@echo "make bench     throughput benchmarks against the naive loop (needs ../shared)"
-	@echo "make fixtures  regenerate tests/fixtures/models (installs tensorflow-cpu in $(TF_VENV))"
+	@echo "make fixtures  regenerate tests/fixtures/models (installs tensorflow-cpu in $(TF_VENV));"
+	@echo "               ONLY='a.tflite b.tflite' builds just those"
+	@echo "make mediapipe-venv  MediaPipe Tasks in $(MP_VENV), the reference peer of the conformance tier and bench"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +39,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
-bench: $(STAMP)
+bench: $(STAMP) $(MP_VENV)/.installed
 	$(BIN)/python tools/bench.py all
 	$(BIN)/python tools/bench_mqtt.py
 
@@ -45,7 +50,17 @@ $(TF_VENV)/.installed:
 	touch $@
 
 fixtures: $(TF_VENV)/.installed $(STAMP)
-	$(TF_VENV)/bin/python tools/make_test_models.py
+	$(TF_VENV)/bin/python tools/make_test_models.py $(foreach name,$(ONLY),--only $(name))
+
+# MediaPipe pulls opencv-contrib-python, which clashes with edged's opencv-python-headless (both are cv2):
+# it lives in its own venv and is only ever run as a subprocess (tools/mediapipe_peer.py), never by edged.
+$(MP_VENV)/.installed:
+	$(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/pip install --quiet --upgrade pip
+	$(MP_VENV)/bin/pip install --quiet '$(MEDIAPIPE)'
+	touch $@
+
+mediapipe-venv: $(MP_VENV)/.installed
 
 clean:
-	rm -rf $(VENV) $(TF_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TF_VENV) $(MP_VENV) .pytest_cache .mypy_cache .ruff_cache

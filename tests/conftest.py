@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["hosting_support"]  # the hosting tests' repositories, nginx and fault server
+
 FIXTURES = Path(__file__).parent / "fixtures"
 MODELS = FIXTURES / "models"
 

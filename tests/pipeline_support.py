@@ -67,6 +67,18 @@ class RecordingPublisher:
         return [e["state"] for e in self.events if e["event"] == "source_state"]
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Poll a condition that nothing signals (a counter inside the daemon) until it holds or time runs out."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 class BackgroundDaemon:
     """Runs `Daemon.run()` in a thread; `stop()` requests a clean stop and returns the exit code."""
 
@@ -84,6 +96,9 @@ class BackgroundDaemon:
 
     def __enter__(self) -> BackgroundDaemon:
         self._thread.start()
+        while not self.daemon.started.wait(0.05):  # every part runs before the test talks to the daemon
+            if not self._thread.is_alive():
+                self.join(0)  # start() failed: raise its error
         return self
 
     def __exit__(self, *exc: object) -> None:

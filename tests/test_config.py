@@ -91,6 +91,7 @@ def test_example_config_is_valid_and_mentions_every_option() -> None:
     load_config(example)
     text = example.read_text()
     mentioned = set(re.findall(r"^#?\s*([a-z_]+)\s*=", text, re.M))
+    mentioned |= {table.split(".")[-1] for table in re.findall(r"^#?\s*\[([a-z_.]+)\]", text, re.M)}
     every = _all_keys(AppConfig)
     for plugin in [*SOURCES.all().values(), *PUBLISHERS.all().values()]:
         every |= _all_keys(plugin.config)

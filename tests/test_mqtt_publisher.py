@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -306,20 +307,22 @@ def test_mqtt5_replies_go_to_the_response_topic(broker: Mosquitto, make_publishe
 
     make_publisher(homeassistant=False, protocol="5")
     received: list[Any] = []
+    answered, subscribed = threading.Event(), threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="v5-requester", protocol=MQTTProtocolVersion.MQTTv5)
-    client.on_message = lambda c, u, message: received.append(message)
+    client.on_message = lambda c, u, message: (received.append(message), answered.set())
+    client.on_subscribe = lambda *_: subscribed.set()
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:
         client.subscribe("requester/inbox", 1)
-        time.sleep(0.3)
+        assert subscribed.wait(30)
         properties = Properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = "requester/inbox"
         properties.CorrelationData = b"req-42"
         deadline = time.monotonic() + 30
-        while not received and time.monotonic() < deadline:  # until edged has subscribed and answered
+        while not answered.is_set() and time.monotonic() < deadline:  # until edged has subscribed and answered
             client.publish(f"{PREFIX}/cmd/stats", "{}", qos=1, properties=properties)
-            time.sleep(0.5)
+            answered.wait(0.5)
         assert received
         assert received[0].properties.CorrelationData == b"req-42"
         assert json.loads(received[0].payload)["command"] == "stats"

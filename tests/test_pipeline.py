@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from importlib.resources import files
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
-from pipeline_support import BackgroundDaemon, RecordingPublisher
+from pipeline_support import BackgroundDaemon, RecordingPublisher, wait_until
 from support.mjpeg_server import MjpegServer
 
 from edged.app.daemon import Daemon
@@ -96,7 +95,9 @@ def test_live_stream_reconnects_by_itself() -> None:
             assert publisher.wait_for(lambda: len(publisher.results) >= 5), "no results from the stream"
             server.stop()
             assert publisher.wait_for(lambda: "reconnecting" in publisher.source_states()), publisher.events
-            time.sleep(1.5)  # let a few reconnect attempts fail against the closed port
+            errors = running.daemon.stats_counters.totals
+            failed = errors["source_errors"]
+            assert wait_until(lambda: errors["source_errors"] >= failed + 2)  # attempts fail against the closed port
             before = len(publisher.results)
             server.restart()
             assert publisher.wait_for(lambda: len(publisher.results) >= before + 5), "did not resume"
@@ -215,8 +216,10 @@ def test_pause_and_resume_and_snapshot() -> None:
         assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
         daemon.pause()  # returns once the frame in flight has been published
         paused_at = len(publisher.results)
-        time.sleep(1.0)  # 30 frames arrive meanwhile; none may be published
-        assert len(publisher.results) == paused_at
+        totals = daemon.stats_counters.totals
+        captured = totals["captured"]
+        assert wait_until(lambda: totals["captured"] >= captured + 30)  # 30 frames arrive meanwhile...
+        assert len(publisher.results) == paused_at  # ...and none is published
         daemon.resume()
         assert publisher.wait_for(lambda: len(publisher.results) > paused_at + 2)
         state = daemon.state()

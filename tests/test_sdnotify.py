@@ -20,7 +20,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from pipeline_support import BackgroundDaemon, RecordingPublisher
+from pipeline_support import BackgroundDaemon, RecordingPublisher, wait_until
 
 from edged.app.sdnotify import SystemdNotifier
 from edged.config import parse_config
@@ -177,9 +177,11 @@ def test_keep_alives_stop_while_a_model_is_stuck_in_invoke(
 
     with caplog.at_level(logging.ERROR), BackgroundDaemon(config, publisher, bundle=bundle) as running:
         assert publisher.wait_for(lambda: bool(events("inference_stalled")))
-        time.sleep(1.5)  # keep-alives sent before the stall was noticed are read by now
-        during = notify_socket.count("WATCHDOG=1")
-        time.sleep(1.5)  # three keep-alive periods
+        liveness = running.daemon.liveness
+        assert liveness is not None
+        during = notify_socket.count("WATCHDOG=1")  # AF_UNIX datagrams: everything sent so far has arrived
+        ticks = liveness.ticks
+        assert wait_until(lambda: liveness.ticks >= ticks + 6)  # at least three keep-alive periods of ticks
         assert notify_socket.count("WATCHDOG=1") == during, "a keep-alive was sent while the model was stuck"
         assert "inference has been stuck on one frame" in caplog.text and "watchdog is no longer fed" in caplog.text
         release.set()
@@ -190,3 +192,36 @@ def test_keep_alives_stop_while_a_model_is_stuck_in_invoke(
     for event in events("inference_stalled") + events("inference_resumed"):
         jsonschema.validate(event, schema)
     assert events("inference_stalled")[0]["stalled_s"] >= 1.0
+
+
+class FakeWorker:
+    """Stands in for the inference thread: how long its frame in flight has taken is set by the test."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    def stuck_for(self, now: float) -> float:
+        return 0.0 if self.started is None else now - self.started
+
+
+def test_liveness_feeds_the_watchdog_only_while_frames_progress(notify_socket: NotifySocket) -> None:
+    """Liveness driven by its injected clock: simulated seconds, no waiting."""
+    from edged.app.liveness import Liveness
+
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "2000000"})
+    worker, emitted = FakeWorker(), []
+    liveness = Liveness(notifier, worker, lambda name, fields: emitted.append((name, fields)))
+    for step in range(8):  # 4 s in quarter seconds: a keep-alive every watchdog / 2 = 1 s
+        liveness.tick(step * 0.25 + 100.0)
+    assert notify_socket.count("WATCHDOG=1") == 2
+    worker.started = 102.0  # a frame goes in at t = 102 s and does not come back
+    for step in range(40):
+        liveness.tick(102.0 + step * 0.25)
+    assert notify_socket.count("WATCHDOG=1") == 4  # fed until the frame had taken the 2 s limit, then never
+    assert [name for name, _ in emitted] == ["inference_stalled"]
+    worker.started = None
+    liveness.tick(112.0)
+    assert [name for name, _ in emitted] == ["inference_stalled", "inference_resumed"]
+    assert emitted[1][1]["stalled_s"] == 10.0
+    assert notify_socket.count("WATCHDOG=1") == 5  # fed again at once
+    notifier.close()

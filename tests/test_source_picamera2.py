@@ -10,8 +10,10 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 import pytest
 
@@ -29,6 +31,8 @@ class FakePicamera2:
     configure_error: ClassVar[Exception | None] = None
     capture_error: ClassVar[Exception | None] = None
     stalled: ClassVar[bool] = False
+    #: When set, every frame is this picture, laid out in memory as RGB888 is (B, G, R per pixel).
+    scene: ClassVar[np.ndarray[Any, np.dtype[np.uint8]] | None] = None
 
     def __init__(self, camera_num: int = 0) -> None:
         if FakePicamera2.open_error is not None:
@@ -75,6 +79,8 @@ class FakePicamera2:
         assert self.configured is not None
         width, height = self.configured[job[1]]["size"]
         self.captured += 1
+        if FakePicamera2.scene is not None:
+            return np.ascontiguousarray(cv2.resize(FakePicamera2.scene, (width, height)))
         # BGR in memory, as RGB888 is on a real camera: a blue-ish frame whose red channel counts frames.
         frame = np.zeros((height, width, 3), np.uint8)
         frame[:, :, 0] = 200
@@ -100,6 +106,7 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakePicamer
     monkeypatch.setattr(FakePicamera2, "configure_error", None)
     monkeypatch.setattr(FakePicamera2, "capture_error", None)
     monkeypatch.setattr(FakePicamera2, "stalled", False)
+    monkeypatch.setattr(FakePicamera2, "scene", None)
     yield FakePicamera2
 
 
@@ -133,6 +140,31 @@ def test_frames_flow_as_bgr(fake_picamera2: type[FakePicamera2]) -> None:
         assert frame is not None
         assert frame.image.shape == (48, 64, 3) and frame.color == "bgr" and frame.source_id == "pi"
         assert tuple(frame.image[0, 0]) == (200, 0, n)  # passed through unchanged, BGR as captured
+
+
+def test_a_red_object_reaches_the_model_as_red(fake_picamera2: type[FakePicamera2]) -> None:
+    """edged's colour handling, not the fake's: RGB888 memory (B, G, R) must become the model's RGB input."""
+    from edged.config.model import ModelConfig
+    from edged.inference.loader import load_bundle
+    from edged.inference.preprocess import InputPlan
+    from edged.sources.shapes import Shape, draw_scene
+
+    red = np.zeros((48, 64, 3), np.uint8)
+    red[:, :, 2] = 255  # pure red, stored B, G, R as picamera2's RGB888 is
+    fake_picamera2.scene = red
+    source = make_source(width=64, height=48)
+    source.open()
+    frame = source.read()
+    assert frame is not None
+    tensor = np.zeros((16, 16, 3), np.uint8)
+    InputPlan(64, 48, frame.color, 16, 16, "rgb", None, "stretch").fill(frame.image, tensor)
+    assert tuple(tensor[8, 8]) == (255, 0, 0)  # the model's red channel is the first
+    fake_picamera2.scene = draw_scene(np.random.default_rng(4), 320, 240, [Shape("red_square", 0.5, 0.5, 0.3)])
+    classifier = Path(__file__).parent / "fixtures" / "models" / "shapes_classifier_quant.tflite"
+    model = load_bundle(ModelConfig(path=classifier, num_threads=1))
+    frame = source.read()
+    assert frame is not None
+    assert model.predict(frame.image, frame.color).labels[0].label == "red_square"
 
 
 def test_close_stops_and_releases_the_camera(fake_picamera2: type[FakePicamera2]) -> None:

@@ -4,6 +4,7 @@ are shared and noisy. Figures and commands go to docs/performance.md.
 
     python tools/bench.py overhead     # preprocess + invoke + decode vs a bare invoke(), same model/threads
     python tools/bench.py throughput   # `edged bench` vs ../shared/bench/naive_loop.py, alternating rounds
+    python tools/bench.py mediapipe    # `edged bench` vs MediaPipe ImageClassifier (VIDEO mode), alternating
     python tools/bench.py freshness    # 30 fps real-time source, model slower than the camera: p99 latency
     python tools/bench.py memory       # RSS between result 1,000 and 20,000
     python tools/bench.py startup      # process start → first result
@@ -106,6 +107,36 @@ def throughput(shared: Path, threads: int, rounds: int, frames: int) -> None:
         "bench": "throughput", "model": model.name, "video": video.name, "threads": threads, "frames": frames,
         "naive_fps": naive, "edged_fps": ours, "median_ratio": round(statistics.median(ratios), 3),
         "ratios": [round(r, 3) for r in ratios],
+    })  # fmt: skip
+
+
+# ---- throughput vs MediaPipe Tasks -----------------------------------------------------------------------------
+def mediapipe(shared: Path, threads: int, rounds: int, frames: int, python: Path) -> None:
+    """`edged bench` against MediaPipe's ImageClassifier in VIDEO mode (tools/mediapipe_peer.py bench, run by
+    the Python of .venv-mediapipe), same model, video and machine, alternating rounds. Both decode every frame
+    of the video with OpenCV and classify it; MediaPipe picks its own thread count (no Python option)."""
+    if not python.exists():
+        sys.exit(f"bench mediapipe: {python} not found; run `make mediapipe-venv` (or pass --mediapipe-python)")
+    model = shared / "data/models/mobilenet_v2_1.0_224_quant.tflite"
+    video = shared / "data/video/cat_pan_1280x720.mp4"
+    peer_cmd = [str(python), str(ROOT / "tools/mediapipe_peer.py"), "bench", str(model), str(video),
+                "--frames", str(frames)]  # fmt: skip
+    edged_cmd = [sys.executable, "-m", "edged", "-q", "bench", "--model", str(model), "--source", str(video),
+                 "--frames", str(frames), "--threads", str(threads), "--json"]  # fmt: skip
+    peer: list[float] = []
+    ours: list[float] = []
+    top = ""
+    for _ in range(rounds):
+        for cmd, sink in ((peer_cmd, peer), (edged_cmd, ours)):
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            record = json.loads(done.stdout.strip().splitlines()[-1])
+            sink.append(float(record["fps"]))
+            top = record.get("top", top)
+    ratios = [o / m for o, m in zip(ours, peer, strict=True)]
+    emit({
+        "bench": "mediapipe", "model": model.name, "video": video.name, "edged_threads": threads, "frames": frames,
+        "mediapipe_fps": peer, "edged_fps": ours, "median_ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios], "mediapipe_top1": top,
     })  # fmt: skip
 
 
@@ -221,8 +252,11 @@ def startup(shared: Path, threads: int, runs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["overhead", "throughput", "freshness", "memory", "startup", "all"])
+    parser.add_argument(
+        "which", choices=["overhead", "throughput", "mediapipe", "freshness", "memory", "startup", "all"]
+    )
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--mediapipe-python", type=Path, default=ROOT / ".venv-mediapipe/bin/python")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=600)
@@ -233,12 +267,15 @@ def main() -> None:
     if not (data / "models").is_dir():
         sys.exit(f"bench: {data} not found; pass --shared DIR (the folder holding data/ and bench/)")
     np.random.seed(0)
-    chosen = ["overhead", "throughput", "freshness", "memory", "startup"] if args.which == "all" else [args.which]
+    everything = ["overhead", "throughput", "mediapipe", "freshness", "memory", "startup"]
+    chosen = everything if args.which == "all" else [args.which]
     for which in chosen:
         if which == "overhead":
             overhead(data, args.threads, max(args.rounds, 20), iterations=50)
         elif which == "throughput":
             throughput(args.shared, args.threads, args.rounds, args.frames)
+        elif which == "mediapipe":
+            mediapipe(args.shared, args.threads, args.rounds, args.frames, args.mediapipe_python)
         elif which == "freshness":
             freshness(data, args.threads, args.seconds)
         elif which == "memory":

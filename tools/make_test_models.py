@@ -6,11 +6,14 @@
 
 Every training image is drawn by `edged.sources.shapes`, the module behind the synthetic frame source, so
 the fixtures know exactly the scenes the tests show them. The script trains one tiny classifier and one tiny
-grid detector and exports them in the five layouts edged must read: a quantized classifier with metadata
-labels, a Teachable Machine float classifier, an SSD with a real TFLite_Detection_PostProcess op, YOLOv8 int8
-and YOLOv5 float. It measures each .tflite on held-out scenes, again with ai_edge_litert in a second Python
-when TensorFlow's interpreter is the one in process, and only then copies them into place: a model below the
-quality bar never replaces a committed fixture.
+grid detector and exports them in the layouts edged must read: a quantized classifier with metadata labels,
+a Teachable Machine float classifier, an SSD with a real TFLite_Detection_PostProcess op, YOLOv8 int8 and
+YOLOv5 float; and (issue 10) classifiers whose uint8 inputs are calibrated on [0, 1] and on [-1, 1], YOLOv8
+with Ultralytics' embedded metadata.json, an Ultralytics nms=True export [1, 300, 6] and a MediaPipe Model
+Maker detector (raw boxes + scores, anchors in DETECTOR_METADATA). `--only NAME` builds just the named ones.
+It measures each .tflite on held-out scenes, again with ai_edge_litert in a second Python when TensorFlow's
+interpreter is the one in process, and only then copies them into place: a model below the quality bar never
+replaces a committed fixture.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from edged.sources.shapes import SHAPE_CLASSES, Shape, draw_scene, random_shapes  # noqa: E402
 from edged.types import BBox  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fixture_exports  # noqa: E402
+import fixture_metadata  # noqa: E402
 
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures" / "models"
 NUM_CLASSES = len(SHAPE_CLASSES)
@@ -483,13 +490,34 @@ def label_files() -> dict[str, str]:
         "shapes_ssd_labelmap.txt": "???\n" + "".join(f"{name}\n" for name in SHAPE_CLASSES),
         "shapes_yolov8_metadata.yaml": yolov8_metadata(),
         "shapes_yolov5_labels.txt": "".join(f"{name}\n" for name in SHAPE_CLASSES),
+        "teachable_quant/labels.txt": "".join(f"{i} {name}\n" for i, name in enumerate(SHAPE_CLASSES)),
+    }
+
+
+def ultralytics_metadata(nms: bool) -> dict[str, object]:
+    """The dict Ultralytics' exporter embeds as metadata.json (its `self.metadata`, 8.3.x keys)."""
+    return {
+        "description": "edged test fixture, coloured shapes in an Ultralytics YOLO layout",
+        "author": "edged tools/make_test_models.py",
+        "date": "2024-01-01T00:00:00",
+        "version": "8.3.0",
+        "license": "Apache-2.0",
+        "docs": "https://docs.ultralytics.com",
+        "stride": DETECTOR_SIZE // GRID,
+        "task": "detect",
+        "batch": 1,
+        "imgsz": [DETECTOR_SIZE, DETECTOR_SIZE],
+        "names": {i: name for i, name in enumerate(SHAPE_CLASSES)},
+        "args": {"batch": 1, "half": False, "int8": not nms, "nms": nms, "fraction": 1.0},
+        "channels": 3,
+        "end2end": False,
     }
 
 
 # --------------------------------------------------------------------------------------------- evaluation
 
 
-Kind = Literal["classifier", "ssd", "yolov8", "yolov5"]
+Kind = Literal["classifier", "ssd", "yolov8", "yolov5", "mediapipe", "yolo_nms"]
 
 
 @dataclass(frozen=True)
@@ -501,15 +529,30 @@ class Fixture:
     size: int
     pixel_scale: float
     pixel_offset: float
+    labels: tuple[str, ...] = ()  # sidecar label files it comes with (keys of label_files())
+
+    @property
+    def network(self) -> Literal["classifier", "detector"]:
+        return "classifier" if self.kind == "classifier" else "detector"
 
 
 FIXTURES = (
     Fixture("shapes_classifier_quant.tflite", "classifier", CLASSIFIER_SIZE, 1 / 127.5, -1.0),
-    Fixture("teachable/model_unquant.tflite", "classifier", TEACHABLE_SIZE, 1 / 127.5, -1.0),
-    Fixture("shapes_ssd.tflite", "ssd", DETECTOR_SIZE, 1 / 128, -1.0),
-    Fixture("shapes_yolov8_int8.tflite", "yolov8", DETECTOR_SIZE, 1 / 255, 0.0),
-    Fixture("shapes_yolov5.tflite", "yolov5", DETECTOR_SIZE, 1 / 255, 0.0),
+    Fixture("teachable/model_unquant.tflite", "classifier", TEACHABLE_SIZE, 1 / 127.5, -1.0, ("teachable/labels.txt",)),
+    Fixture("shapes_ssd.tflite", "ssd", DETECTOR_SIZE, 1 / 128, -1.0, ("shapes_ssd_labelmap.txt",)),
+    Fixture("shapes_yolov8_int8.tflite", "yolov8", DETECTOR_SIZE, 1 / 255, 0.0, ("shapes_yolov8_metadata.yaml",)),
+    Fixture("shapes_yolov5.tflite", "yolov5", DETECTOR_SIZE, 1 / 255, 0.0, ("shapes_yolov5_labels.txt",)),
+    # issue 10: quantization-derived normalization, embedded Ultralytics metadata, MediaPipe Model Maker, NMS exports
+    Fixture(
+        "teachable_quant/model.tflite", "classifier", CLASSIFIER_SIZE, 1 / 255, 0.0, ("teachable_quant/labels.txt",)
+    ),
+    Fixture("shapes_classifier_q255.tflite", "classifier", CLASSIFIER_SIZE, 1 / 255, 0.0),
+    Fixture("shapes_classifier_q128.tflite", "classifier", CLASSIFIER_SIZE, 1 / 128, -1.0),
+    Fixture("shapes_yolov8_embedded.tflite", "yolov8", DETECTOR_SIZE, 1 / 255, 0.0),
+    Fixture("shapes_yolov8_nms.tflite", "yolo_nms", DETECTOR_SIZE, 1 / 255, 0.0),
+    Fixture("shapes_mediapipe_detector.tflite", "mediapipe", DETECTOR_SIZE, 1 / 127.5, -1.0),
 )
+FIXTURE_NAMES = tuple(f.path for f in FIXTURES)
 
 
 def make_interpreter(path: Path) -> tuple[Any, str]:
@@ -564,6 +607,13 @@ def decode(fixture: Fixture, outputs: list[npt.NDArray[np.float32]]) -> list[Det
             for i in range(int(count[0]))
             if scores[0, i] >= SCORE_THRESHOLD
         ]
+    if fixture.kind == "yolo_nms":
+        rows = outputs[0][0]
+        return [
+            (int(np.rint(r[5])), float(r[4]), BBox(*(float(v) for v in r[:4]))) for r in rows if r[4] >= SCORE_THRESHOLD
+        ]
+    if fixture.kind == "mediapipe":
+        return nms(decode_mediapipe(outputs[0][0], outputs[1][0]))
     if fixture.kind == "yolov8":
         rows = outputs[0][0].T
         xywh, class_scores = rows[:, :4], rows[:, 4:]
@@ -577,6 +627,24 @@ def decode(fixture: Fixture, outputs: list[npt.NDArray[np.float32]]) -> list[Det
         box = BBox(x - w / 2, y - h / 2, x + w / 2, y + h / 2)
         found.append((int(best[i]), float(class_scores[i, best[i]]), box))
     return nms(found)
+
+
+def decode_mediapipe(location: npt.NDArray[np.float32], logits: npt.NDArray[np.float32]) -> list[Detection]:
+    """The fixture's own reading of its DETECTOR_METADATA: YXHW encodings, exp sizes, sigmoid scores,
+    column 0 the background."""
+    scales = fixture_exports.MEDIAPIPE_SCALES
+    anchors = ssd_anchors()
+    yc = location[:, 0] / scales["y_scale"] * anchors[:, 2] + anchors[:, 0]
+    xc = location[:, 1] / scales["x_scale"] * anchors[:, 3] + anchors[:, 1]
+    h = np.exp(location[:, 2] / scales["h_scale"]) * anchors[:, 2]
+    w = np.exp(location[:, 3] / scales["w_scale"]) * anchors[:, 3]
+    scores = 1.0 / (1.0 + np.exp(-logits[:, 1:]))
+    best = scores.argmax(1)
+    found = []
+    for i in np.flatnonzero(scores.max(1) >= SCORE_THRESHOLD):
+        box = BBox(float(xc[i] - w[i] / 2), float(yc[i] - h[i] / 2), float(xc[i] + w[i] / 2), float(yc[i] + h[i] / 2))
+        found.append((int(best[i]), float(scores[i, best[i]]), box))
+    return found
 
 
 def match(detections: list[Detection], targets: list[Target]) -> tuple[list[bool], int]:
@@ -656,11 +724,12 @@ def describe_tensors(interpreter: Any) -> list[str]:
     return lines
 
 
-def evaluate(directory: Path, seed: int) -> bool:
-    """Measure every fixture in `directory` on held-out scenes; print the results; True if all pass."""
+def evaluate(directory: Path, seed: int, only: Sequence[str] = ()) -> bool:
+    """Measure the fixtures in `directory` (all, or those named in `only`) on held-out scenes; print the
+    results; True if all pass."""
     seed += HELD_OUT_SEED_OFFSET
     all_passed = True
-    for fixture in FIXTURES:
+    for fixture in selected(only):
         path = directory / fixture.path
         interpreter, runtime = make_interpreter(path)
         scorer = score_classifier if fixture.kind == "classifier" else score_detector
@@ -673,6 +742,11 @@ def evaluate(directory: Path, seed: int) -> bool:
     return all_passed
 
 
+def selected(only: Sequence[str]) -> tuple[Fixture, ...]:
+    """The fixtures named in `only` (every fixture when it is empty)."""
+    return tuple(f for f in FIXTURES if not only or f.path in only)
+
+
 # --------------------------------------------------------------------------------------------------- build
 
 
@@ -680,8 +754,9 @@ def elapsed(started: float) -> str:
     return f"{time.monotonic() - started:.0f} s"
 
 
-def build_classifiers(staging: Path, seed: int, quick: bool) -> None:
-    """Train the shape classifier once; export it uint8-quantized at 64x64 and as float at 96x96."""
+def build_classifiers(staging: Path, seed: int, quick: bool, wanted: set[str]) -> None:
+    """Train the shape classifier once; export it uint8-quantized at 64x64 (three input calibrations) and as
+    float at 96x96. Only the exports named in `wanted` are written."""
     import tensorflow as tf
 
     started = time.monotonic()
@@ -692,19 +767,43 @@ def build_classifiers(staging: Path, seed: int, quick: bool) -> None:
     print(f"  classifier trained on {len(images)} images, final loss {loss:.4f} ({elapsed(started)})")
 
     core = freeze(model, CLASSIFIER_SIZE)
-    quant = Quantization(calibration_inputs(images[:300], 1 / 127.5, -1.0), tf.uint8, tf.uint8)
-    path = staging / "shapes_classifier_quant.tflite"
-    path.write_bytes(convert(core, CLASSIFIER_SIZE, "input", quant))
-    add_labels_metadata(path, SHAPE_CLASSES)
+    label_text = "".join(f"{name}\n" for name in SHAPE_CLASSES)
+    if "shapes_classifier_quant.tflite" in wanted:
+        quant = Quantization(calibration_inputs(images[:300], 1 / 127.5, -1.0), tf.uint8, tf.uint8)
+        path = staging / "shapes_classifier_quant.tflite"
+        path.write_bytes(convert(core, CLASSIFIER_SIZE, "input", quant))
+        add_labels_metadata(path, SHAPE_CLASSES)
 
-    teachable = staging / "teachable" / "model_unquant.tflite"
-    teachable.parent.mkdir(parents=True, exist_ok=True)
-    teachable.write_bytes(convert(freeze(model, TEACHABLE_SIZE), TEACHABLE_SIZE, "sequential_1_input"))
+    # [0, 1] inputs, scale 1/255 zero point 0: Teachable Machine's quantized export (labels.txt beside it) and
+    # one whose metadata claims mean/std 127.5 (which its quantization contradicts)
+    unit = Quantization(calibration_inputs(images[:300], 1 / 255, 0.0), tf.uint8, tf.uint8)
+    unit_model = None
+    for name in ("teachable_quant/model.tflite", "shapes_classifier_q255.tflite"):
+        if name in wanted:
+            unit_model = unit_model or convert(fixture_exports.unit_input(core), CLASSIFIER_SIZE, "input", unit)
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(unit_model)
+    if "shapes_classifier_q255.tflite" in wanted:
+        metadata = fixture_metadata.classifier_metadata(127.5, 127.5, "labels.txt")
+        fixture_metadata.populate(staging / "shapes_classifier_q255.tflite", metadata, {"labels.txt": label_text})
+    if "shapes_classifier_q128.tflite" in wanted:  # [-1, 1] inputs, scale 1/128 zero point 128, metadata 127.5
+        signed = Quantization(calibration_inputs(images[:300], 1 / 128, -1.0), tf.uint8, tf.uint8)
+        path = staging / "shapes_classifier_q128.tflite"
+        path.write_bytes(convert(core, CLASSIFIER_SIZE, "input", signed))
+        metadata = fixture_metadata.classifier_metadata(127.5, 127.5, "labels.txt")
+        fixture_metadata.populate(path, metadata, {"labels.txt": label_text})
+
+    if "teachable/model_unquant.tflite" in wanted:
+        teachable = staging / "teachable" / "model_unquant.tflite"
+        teachable.parent.mkdir(parents=True, exist_ok=True)
+        teachable.write_bytes(convert(freeze(model, TEACHABLE_SIZE), TEACHABLE_SIZE, "sequential_1_input"))
     print(f"  classifiers exported ({elapsed(started)})")
 
 
-def build_detectors(staging: Path, seed: int, quick: bool) -> None:
-    """Train the grid detector once on 0–3-shape scenes; export its SSD, YOLOv8 and YOLOv5 faces."""
+def build_detectors(staging: Path, seed: int, quick: bool, wanted: set[str]) -> None:
+    """Train the grid detector once on 0–3-shape scenes; export the faces named in `wanted`: SSD, YOLOv8
+    (int8, with sidecar or embedded metadata), YOLOv5, Ultralytics nms=True, MediaPipe Model Maker."""
     import tensorflow as tf
 
     started = time.monotonic()
@@ -718,18 +817,50 @@ def build_detectors(staging: Path, seed: int, quick: bool) -> None:
 
     core = freeze(model, DETECTOR_SIZE)
     calibration = images[:300]
-    ssd_quant = Quantization(calibration_inputs(calibration, 1 / 128, -1.0), tf.uint8, tf.float32)
-    ssd = convert(ssd_serve(core), DETECTOR_SIZE, "normalized_input_image_tensor", ssd_quant, custom_ops=True)
-    (staging / "shapes_ssd.tflite").write_bytes(tf1_output_order(ssd))
+    if "shapes_ssd.tflite" in wanted:
+        ssd_quant = Quantization(calibration_inputs(calibration, 1 / 128, -1.0), tf.uint8, tf.float32)
+        ssd = convert(ssd_serve(core), DETECTOR_SIZE, "normalized_input_image_tensor", ssd_quant, custom_ops=True)
+        (staging / "shapes_ssd.tflite").write_bytes(tf1_output_order(ssd))
 
-    v8_quant = Quantization(calibration_inputs(calibration, 1 / 255, 0.0), tf.int8, tf.int8)
-    v8 = convert(yolov8_serve(core), DETECTOR_SIZE, "images", v8_quant)
-    (staging / "shapes_yolov8_int8.tflite").write_bytes(v8)
-    (staging / "shapes_yolov5.tflite").write_bytes(convert(yolov5_serve(core), DETECTOR_SIZE, "images"))
+    if wanted & {"shapes_yolov8_int8.tflite", "shapes_yolov8_embedded.tflite"}:
+        v8_quant = Quantization(calibration_inputs(calibration, 1 / 255, 0.0), tf.int8, tf.int8)
+        v8 = convert(yolov8_serve(core), DETECTOR_SIZE, "images", v8_quant)
+        if "shapes_yolov8_int8.tflite" in wanted:
+            (staging / "shapes_yolov8_int8.tflite").write_bytes(v8)
+        if "shapes_yolov8_embedded.tflite" in wanted:  # copied alone to the Pi: the names travel inside
+            path = staging / "shapes_yolov8_embedded.tflite"
+            path.write_bytes(v8)
+            fixture_metadata.add_ultralytics_metadata(path, ultralytics_metadata(nms=False))
+    if "shapes_yolov5.tflite" in wanted:
+        (staging / "shapes_yolov5.tflite").write_bytes(convert(yolov5_serve(core), DETECTOR_SIZE, "images"))
+
+    grid = fixture_exports.Grid(GRID, PRIOR, NUM_CLASSES, core, _decode_grid, ssd_anchors())
+    if "shapes_yolov8_nms.tflite" in wanted:
+        path = staging / "shapes_yolov8_nms.tflite"
+        path.write_bytes(convert(fixture_exports.yolo_nms(grid), DETECTOR_SIZE, "images"))
+        fixture_metadata.add_ultralytics_metadata(path, ultralytics_metadata(nms=True))
+    if "shapes_mediapipe_detector.tflite" in wanted:
+        quant = Quantization(calibration_inputs(calibration, 1 / 128, -1.0), tf.uint8, tf.uint8)
+        raw = convert(fixture_exports.mediapipe_detector(grid), DETECTOR_SIZE, "input", quant)
+        path = staging / "shapes_mediapipe_detector.tflite"
+        path.write_bytes(fixture_exports.order_outputs(raw, ["location", "score"]))
+        decoding = fixture_metadata.DecodingOptions(
+            num_classes=NUM_CLASSES + 1,
+            num_boxes=GRID * GRID,
+            x_scale=fixture_exports.MEDIAPIPE_SCALES["x_scale"],
+            y_scale=fixture_exports.MEDIAPIPE_SCALES["y_scale"],
+            w_scale=fixture_exports.MEDIAPIPE_SCALES["w_scale"],
+            h_scale=fixture_exports.MEDIAPIPE_SCALES["h_scale"],
+            apply_exponential_on_box_size=True,
+            sigmoid_score=True,
+        )
+        metadata = fixture_metadata.raw_detector_metadata(127.5, 127.5, "labels.txt", ssd_anchors(), decoding)
+        labels = "background\n" + "".join(f"{name}\n" for name in SHAPE_CLASSES)  # Model Maker: id 0 background
+        fixture_metadata.populate(path, metadata, {"labels.txt": labels})
     print(f"  detectors exported ({elapsed(started)})")
 
 
-def check_with_litert(staging: Path, seed: int, python: str | None) -> bool:
+def check_with_litert(staging: Path, seed: int, python: str | None, only: Sequence[str] = ()) -> bool:
     """Re-measure with ai_edge_litert in another interpreter when this one (the TF venv) lacks it."""
     try:
         import ai_edge_litert  # noqa: F401
@@ -748,6 +879,7 @@ def check_with_litert(staging: Path, seed: int, python: str | None) -> bool:
         str(staging),
         "--seed",
         str(seed),
+        *(arg for name in only for arg in ("--only", name)),
     ]
     print(f"  re-measuring with {python} (ai_edge_litert):", flush=True)
     return subprocess.run(command, check=False).returncode == 0
@@ -775,23 +907,32 @@ def install(staging: Path, out: Path) -> list[Path]:
 
 
 def build(args: argparse.Namespace) -> int:
-    """Train, export, measure, and install the fixtures only if every one of them passes."""
+    """Train, export, measure, and install the fixtures (all, or those of --only) only if every one passes."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the summary readable
     import tensorflow as tf
     from tensorflow import keras
 
-    keras.utils.set_random_seed(args.seed)
-    tf.config.experimental.enable_op_determinism()
     started = time.monotonic()
+    chosen = selected(args.only)
+    wanted = {f.path for f in chosen}
     staging = Path(tempfile.mkdtemp(prefix="edged-fixtures-"))
-    print(f"building in {staging}")
-    build_classifiers(staging, args.seed, args.quick)
-    build_detectors(staging, args.seed, args.quick)
+    print(f"building {len(chosen)} fixture(s) in {staging}")
+    # each network is seeded on its own, so a partial build (--only) trains exactly what a full build trains
+    tf.config.experimental.enable_op_determinism()
+    if any(f.network == "classifier" for f in chosen):
+        keras.utils.set_random_seed(args.seed)
+        build_classifiers(staging, args.seed, args.quick, wanted)
+    if any(f.network == "detector" for f in chosen):
+        keras.utils.set_random_seed(args.seed + 1)
+        build_detectors(staging, args.seed, args.quick, wanted)
+    sidecars = {name for f in chosen for name in f.labels}
     for name, text in label_files().items():
-        (staging / name).write_text(text)
+        if name in sidecars:
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_text(text)
     print(f"built in {elapsed(started)}; held-out results:")
-    passed = evaluate(staging, args.seed)
-    passed = check_with_litert(staging, args.seed, args.litert_python) and passed
+    passed = evaluate(staging, args.seed, args.only)
+    passed = check_with_litert(staging, args.seed, args.litert_python, args.only) and passed
     if not passed:
         print(f"FAILED: nothing installed; the candidate models are in {staging}")
         return 1
@@ -821,10 +962,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=default_litert_python(),
         help="a Python with ai_edge_litert to re-measure the models with (default: %(default)s)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=FIXTURE_NAMES,
+        metavar="NAME",
+        help="build (or check) only this fixture; repeatable. Names: " + ", ".join(FIXTURE_NAMES),
+    )
     args = parser.parse_args(argv)
     if args.check_only:
         print(f"held-out results for {args.out}:")
-        return 0 if evaluate(args.out, args.seed) else 1
+        return 0 if evaluate(args.out, args.seed, args.only) else 1
     return build(args)
 
 

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -23,6 +23,7 @@ from edged.app.control import CommandSpec, Dispatcher
 from edged.app.events import Broadcast, EventBus
 from edged.app.holders import ConfigRef, ModelHolder, PublisherHolder
 from edged.app.inference import InferenceWorker, roi_of
+from edged.app.liveness import Liveness
 from edged.app.mailbox import LatestFrameMailbox
 from edged.app.models import ModelManager
 from edged.app.sdnotify import SystemdNotifier
@@ -30,12 +31,16 @@ from edged.app.stats import Stats
 from edged.app.supervisor import EXIT_ERROR, EXIT_OK, Supervisor
 from edged.app.threads import Crash, Threads
 from edged.config.app import AppConfig
+from edged.config.camera import SourceConfig
 from edged.errors import CommandRefused, EdgedError
 from edged.inference.engine import ModelBundle, known_label_index
 from edged.inference.loader import load_bundle
 from edged.publish.base import CommandRequest, Control, NetworkLoop, Publisher, ReplySink, create_publisher
 from edged.results import utc_iso
 from edged.sources.base import FrameSource
+
+if TYPE_CHECKING:
+    from edged.app.updates import Updates
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +95,8 @@ class Daemon:
         self.publishers: PublisherHolder | None = None
         self.inference: InferenceWorker | None = None
         self._inference_thread: threading.Thread | None = None
+        self.update_thread: threading.Thread | None = None
+        self.started = threading.Event()  # set once start() has finished: every part runs
         self._publisher = publisher
         self._source = source
         self._bundle = bundle
@@ -99,6 +106,8 @@ class Daemon:
         self.stop_code = EXIT_OK
         self.started_at = time.time()
         self.notifier: SystemdNotifier | None = None
+        self.liveness: Liveness | None = None  # set by the supervisor while it runs
+        self.updates: Updates | None = None  # model hosting, when [hosting] is configured
         self._register_commands()
         self.events.add_callback(self._forward_event)
 
@@ -115,8 +124,12 @@ class Daemon:
                              summary="publish the newest frame as a JPEG"))  # fmt: skip
         register(CommandSpec("stats", lambda _: self.stats(), summary="the stats of the current window"))
         register(CommandSpec("state", lambda _: self.state(), summary="what is running"))
-        register(CommandSpec("check_update", lambda _: self.check_update(), long=True,
+        register(CommandSpec("check_update", lambda _: self._hosting("check"), long=True,
                              summary="look for a newer model version now"))  # fmt: skip
+        register(CommandSpec("install_update", lambda _: self._hosting("install"), long=True,
+                             summary="install the available version (with auto_install = false)"))  # fmt: skip
+        register(CommandSpec("rollback", lambda _: self._hosting("rollback"), long=True,
+                             summary="go back to the previous model version, pinned until a newer one"))  # fmt: skip
 
     def submit(self, request: CommandRequest, reply: ReplySink) -> None:
         self.dispatcher.submit(request, reply)
@@ -166,6 +179,7 @@ class Daemon:
             "accelerator": bundle.accelerator if bundle else None,
             "source": {"id": config.camera.id, "type": config.camera.type, "state": self.stats_counters.source_state},
             "paused": self.paused,
+            **({"hosting": self.updates.snapshot()} if self.updates is not None else {}),
         }
 
     def snapshot_jpeg(self, annotated: bool) -> bytes | None:
@@ -183,8 +197,15 @@ class Daemon:
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         return encoded.tobytes() if ok else None
 
-    def check_update(self) -> dict[str, Any]:
-        raise CommandRefused("model hosting is not configured (add a [hosting] table)")
+    def _hosting(self, kind: str) -> dict[str, Any]:
+        if self.updates is None:
+            raise CommandRefused("model hosting is not configured (add a [hosting] table)")
+        return self.updates.request(kind)
+
+    def state_changed(self) -> None:
+        """Publish the state now (the update thread's progress, a model change)."""
+        if self.publishers is not None:
+            self.publishers.publish_state(self.state())
 
     # ---- events, state, stats -----------------------------------------------------------------------------------
     def emit(self, event: str, fields: Mapping[str, Any]) -> None:
@@ -251,6 +272,23 @@ class Daemon:
     def inference_alive(self) -> bool:
         return self._inference_thread is not None and self._inference_thread.is_alive()
 
+    # ---- replacing parts while frames flow -----------------------------------------------------------------------
+    def apply_settings(self, config: AppConfig) -> None:
+        """Make `config` current: live settings (thresholds, labels, rates, ROI, orientation) apply from the next
+        frame on. Parts that need rebuilding (camera, publisher, model) are replaced by the methods below."""
+        self.settings.replace(config)
+
+    def restart_capture(self, camera: SourceConfig, source: FrameSource | None = None) -> None:
+        """Replace the camera; inference waits on the mailbox meanwhile and goes on with the new frames."""
+        self.capture.restart(camera, self.config.pipeline.shutdown_timeout_s, source)
+
+    def swap_publisher(self, publisher: Publisher) -> int:
+        """Replace the publisher (a new broker); results it had not delivered yet go to the new one, in order."""
+        assert self.publishers is not None, "start() first"
+        moved = self.publishers.swap(publisher, self.runtime)
+        publisher.publish_state(self.state())
+        return moved
+
     # ---- start -----------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Load the model, open the publisher and the source, start the threads. Raises EdgedError on a bad setup,
@@ -281,7 +319,17 @@ class Daemon:
     # ---- what start() builds (used by startup.py) -----------------------------------------------------------------
     def build_model(self) -> ModelBundle:
         config = self.config
-        bundle = self._bundle or load_bundle(config.model, roi=roi_of(config))
+
+        def bundled() -> ModelBundle:
+            return self._bundle or load_bundle(config.model, roi=roi_of(config))
+
+        if config.hosting is not None:
+            from edged.app.updates import Updates  # python-tuf is imported only when hosting is configured
+
+            self.updates = Updates(self, config.hosting)
+            bundle = self.updates.startup_bundle(bundled)
+        else:
+            bundle = bundled()
         for name in config.publisher.entity_labels():  # Home Assistant entities for labels it never reports
             try:
                 known_label_index(name, bundle.spec, "publisher.labels")

@@ -32,8 +32,11 @@ class Liveness:
         self.stall_s = notifier.watchdog_s or DEFAULT_STALL_S
         self.stalled_since: float | None = None
         self._next_ping = 0.0
+        self.ticks = 0
 
     def tick(self, now: float) -> None:
+        """One supervisor tick at monotonic time `now` (passed in, so tests drive time themselves)."""
+        self.ticks += 1
         stuck = self.worker.stuck_for(now)
         if stuck >= self.stall_s:
             if self.stalled_since is None:

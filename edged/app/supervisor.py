@@ -69,6 +69,7 @@ class Supervisor:
         daemon = self.daemon
         assert daemon.inference is not None
         liveness = Liveness(self.notifier, daemon.inference, daemon.emit)
+        daemon.liveness = liveness
         self.notifier.ready(daemon.status_line())
         interval = daemon.settings.current.pipeline.stats_interval_s
         next_stats = time.monotonic() + interval

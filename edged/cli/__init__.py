@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from edged import __version__
-from edged.cli import bench, infer, inspect, run
+from edged.cli import bench, hosting, infer, inspect, run
 from edged.errors import EdgedError
 from edged.native_logs import quiet_native_logs
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     model = commands.add_parser("model", help="inspect model files")
     model_commands = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
     inspect.add_parser(model_commands)
+    hosting.add_parser(commands)
     return parser
 
 

@@ -82,8 +82,16 @@ def _human(report: ModelReport) -> str:
         lines.append(f"  {_labels_line(labels, data.get('num_classes'))}")
         if labels["first"] and labels["origin"] != "none":
             lines.append(f"    first: {', '.join(labels['first'])}")
+        if labels.get("looked"):
+            lines.append("    no label names found; looked in:")
+            lines.extend(f"      - {place}" for place in labels["looked"])
         if labels.get("nearby_files_that_fit"):
             lines.append(f"    label files beside it that fit: {', '.join(labels['nearby_files_that_fit'])}")
+    if data.get("decisions"):
+        lines.append("  decided:")
+        for name, decision in data["decisions"].items():
+            reason = "see the places looked, above" if decision["origin"] == "none" else decision["reason"]
+            lines.append(f"    {name}: {decision['value']} (from {decision['origin']}: {reason})")
     accel = data.get("accelerator", {})
     if accel:
         lines.append(f"  accelerator: {accel['summary']}")

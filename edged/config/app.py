@@ -7,6 +7,7 @@ the file itself.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import sys
@@ -23,9 +24,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from edged.config.base import Table
+from edged.config.base import FilePath, Table
 from edged.config.camera import SourceConfig
 from edged.config.errors import describe_errors, read_config_text
+from edged.config.hosting import HostingConfig
 from edged.config.model import ModelConfig
 from edged.config.pipeline import PipelineConfig
 from edged.config.publisher import PublisherConfig
@@ -43,6 +45,12 @@ def default_device_id() -> str:
     """The hostname, reduced to characters that are safe in MQTT topics and client ids."""
     cleaned = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()).strip("-")
     return cleaned[:64] or "edged"
+
+
+def default_state_dir() -> Path:
+    """$STATE_DIRECTORY (systemd's StateDirectory=, /var/lib/edged under the unit), else ~/.local/state/edged."""
+    given = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(given) if given else Path.home() / ".local" / "state" / "edged"
 
 
 def _plugin_table(kind: str, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -91,6 +99,10 @@ class AppConfig(Table):
     camera: CameraTable
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     publisher: PublisherTable = Field(default_factory=_default_publisher)
+    state_dir: FilePath = Field(
+        default_factory=default_state_dir, description="Hosting's metadata, downloads, versions."
+    )
+    hosting: HostingConfig | None = None
 
     @field_validator("device_id")
     @classmethod
@@ -105,9 +117,13 @@ def resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     from edged.publish.registry import PUBLISHERS
     from edged.sources.registry import SOURCES
 
-    model = data.get("model")
-    if isinstance(model, dict):
-        ModelConfig.resolve_relative_paths(model, base)
+    for key, table_model in (("model", ModelConfig), ("hosting", HostingConfig)):
+        table = data.get(key)
+        if isinstance(table, dict):
+            table_model.resolve_relative_paths(table, base)
+    state_dir = data.get("state_dir")
+    if isinstance(state_dir, str) and state_dir and not Path(state_dir).is_absolute():
+        data["state_dir"] = str(base / state_dir)
     for key, registry in (("camera", SOURCES), ("publisher", PUBLISHERS)):
         table = data.get(key)
         if isinstance(table, dict) and isinstance(table.get("type"), str):

@@ -10,6 +10,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from edged.errors import ConfigError
+from edged.files import read_user_file
 
 _TYPE_WORDS = {
     "bool_type": "true or false (a TOML boolean, without quotes)",
@@ -25,14 +26,10 @@ _TYPE_WORDS = {
 
 def read_config_text(path: Path) -> str:
     """The config file's text; ConfigError (with the line) when it is missing, unreadable or not UTF-8."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"configuration file {path} does not exist (start from config.example.toml)") from exc
-    except IsADirectoryError as exc:
-        raise ConfigError(f"{path} is a directory; give the configuration file (e.g. {path}/config.toml)") from exc
-    except OSError as exc:
-        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror or exc}") from exc
+    raw = read_user_file(
+        path, "configuration file", ConfigError, missing_hint="start from config.example.toml",
+        directory_hint=f"give the file itself, e.g. {path}/config.toml",
+    )  # fmt: skip
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ConfigError(
             f"{path}:1: the file is UTF-16 (as Windows Notepad's 'Unicode' saves it), not UTF-8; save it as UTF-8, "

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from edged.config.base import FilePath, Table
+
+_EDGETPU_DEVICE = re.compile(r"^(usb|pci)?(:\d+)?$")
+
+
+def edgetpu_device_problem(device: str) -> str | None:
+    """Why `device` is not an Edge TPU device string ('', 'usb', 'usb:N', 'pci', 'pci:N', ':N'), or None.
+
+    The one check, used by the config and by the runtime (command-line --device goes through the config too).
+    """
+    if _EDGETPU_DEVICE.match(device):
+        return None
+    return (
+        f"Edge TPU device {device!r} is not valid; use 'usb', 'usb:0', 'pci', 'pci:0' or ':0' (the N-th Edge TPU "
+        "of any kind), or leave it empty for the first one found"
+    )
+
 
 DecoderName = Literal["auto", "classification", "ssd", "yolov5", "yolov8"]
 
@@ -42,10 +59,9 @@ class ModelConfig(Table):
     @field_validator("device")
     @classmethod
     def _device_form(cls, value: str) -> str:
-        import re
-
-        if not re.match(r"^(usb|pci)?(:\d+)?$", value):
-            raise ValueError("use 'usb', 'usb:0', 'pci', 'pci:0', ':0' or '' (first Edge TPU found)")
+        problem = edgetpu_device_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("label_thresholds")

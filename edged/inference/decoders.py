@@ -1,8 +1,9 @@
 """Raw model outputs → classes and boxes: pure functions over numpy arrays, testable without a runtime.
 
 Layouts: classification scores; SSD with a TFLite_Detection_PostProcess op (4 outputs); YOLOv5
-[N, 5+nc] with objectness; YOLOv8 [4+nc, N] without. Quantized outputs are thresholded in the integer domain
-first, so only the few candidate boxes are ever dequantized.
+[N, 5+nc] with objectness; YOLOv8 [4+nc, N] without; end-to-end YOLO [K, 6] (NMS already done); raw SSD boxes
+and scores decoded with anchors (MediaPipe Model Maker). Quantized outputs are thresholded in the integer
+domain first, so only the few candidate boxes are ever dequantized.
 """
 
 from __future__ import annotations
@@ -155,6 +156,105 @@ def _finish_xywh(
         [xywh[:, 0] - half_w, xywh[:, 1] - half_h, xywh[:, 0] + half_w, xywh[:, 1] + half_h], axis=1
     ).astype(np.float32)
     return Candidates(boxes, cls.astype(np.intp), score.astype(np.float32))
+
+
+def decode_yolo_e2e(
+    raw: npt.NDArray[Any],
+    scale: float,
+    zero_point: int,
+    thresholds: FloatArray,
+    input_size: tuple[int, int],
+) -> Candidates:
+    """End-to-end YOLO output K×6 (Ultralytics nms=True exports, YOLOv10, YOLO26): x1, y1, x2, y2, score,
+    class index; rows after the last detection are zero. Boxes normalized, or in input pixels."""
+    candidates = _reaching(raw[:, 4], thresholds, scale, zero_point)
+    if candidates.size == 0:
+        return EMPTY
+    picked = dequantize(raw[candidates], scale, zero_point)
+    cls = np.rint(picked[:, 5]).astype(np.intp)
+    score = picked[:, 4]
+    valid = np.flatnonzero((cls >= 0) & (cls < thresholds.shape[0]))
+    valid = valid[score[valid] >= thresholds[cls[valid]]]
+    boxes: FloatArray = picked[valid, :4]
+    if boxes.size and float(np.abs(boxes).max()) > 2.0:  # exported in input pixels, not normalized
+        size = np.array([input_size[0], input_size[1], input_size[0], input_size[1]], np.float32)
+        boxes = np.asarray(boxes / size, np.float32)
+    return Candidates(boxes.astype(np.float32), cls[valid], score[valid].astype(np.float32))
+
+
+@dataclass(frozen=True)
+class BoxCoder:
+    """How raw SSD box encodings (ty, tx, th, tw) become boxes against anchors (MediaPipe's YXHW format)."""
+
+    y_scale: float
+    x_scale: float
+    h_scale: float
+    w_scale: float
+    exponential: bool  # sizes are log-encoded (apply_exponential_on_box_size)
+
+
+def _logit(threshold: float) -> float:
+    if threshold <= 0.0:
+        return -math.inf
+    if threshold >= 1.0:
+        return math.inf
+    return math.log(threshold / (1.0 - threshold))
+
+
+def decode_ssd_anchors(
+    boxes: npt.NDArray[Any],
+    box_quant: tuple[float, int],
+    scores: npt.NDArray[Any],
+    score_quant: tuple[float, int],
+    anchors: FloatArray,
+    coder: BoxCoder,
+    sigmoid: bool,
+    thresholds: FloatArray,
+    background: int | None,
+) -> Candidates:
+    """Raw detector outputs: boxes N×4 (ty, tx, th, tw), scores N×C (logits when `sigmoid`), anchors N×4
+    (y_center, x_center, h, w). One candidate per anchor, its best class; the background class never counts."""
+    thresholds = thresholds.copy()
+    if background is not None and 0 <= background < thresholds.shape[0]:
+        thresholds[background] = np.inf
+    columns = min(scores.shape[1], thresholds.shape[0])
+    allowed = np.flatnonzero(thresholds[:columns] < np.inf)  # the classes that may be reported
+    if allowed.size == 0:
+        return EMPTY
+    raw_scores = scores[:, allowed]
+    # compare in the score tensor's own domain: logits when the sigmoid comes after
+    floor = float(thresholds[allowed].min())
+    floor = _logit(floor) if sigmoid else floor
+    if floor == -math.inf:
+        candidates = np.arange(raw_scores.shape[0])
+    else:
+        scale, zero_point = score_quant
+        limit = quantized_floor(floor, scale, zero_point, raw_scores.dtype) if scale else floor
+        candidates = np.flatnonzero(raw_scores.max(axis=1) >= limit)
+    if candidates.size == 0:
+        return EMPTY
+    real = dequantize(raw_scores[candidates], *score_quant)
+    best = real.argmax(axis=1)
+    score = real[np.arange(best.size), best]
+    if sigmoid:
+        score = (1.0 / (1.0 + np.exp(-score))).astype(np.float32)
+    cls = allowed[best]
+    keep = np.flatnonzero(score >= thresholds[cls])
+    if keep.size == 0:
+        return EMPTY
+    index = candidates[keep]
+    raw_boxes = dequantize(boxes[index], *box_quant)
+    anchor = anchors[index]
+    yc = raw_boxes[:, 0] / coder.y_scale * anchor[:, 2] + anchor[:, 0]
+    xc = raw_boxes[:, 1] / coder.x_scale * anchor[:, 3] + anchor[:, 1]
+    if coder.exponential:
+        h = np.exp(raw_boxes[:, 2] / coder.h_scale) * anchor[:, 2]
+        w = np.exp(raw_boxes[:, 3] / coder.w_scale) * anchor[:, 3]
+    else:
+        h = raw_boxes[:, 2] / coder.h_scale * anchor[:, 2]
+        w = raw_boxes[:, 3] / coder.w_scale * anchor[:, 3]
+    decoded = np.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], axis=1).astype(np.float32)
+    return Candidates(decoded, cls[keep].astype(np.intp), score[keep].astype(np.float32))
 
 
 def iou_one_to_many(box: FloatArray, boxes: FloatArray) -> FloatArray:

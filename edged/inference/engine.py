@@ -90,6 +90,8 @@ class ModelBundle:
         self._plan: InputPlan | None = None
         self._state: list[tuple[int, int, npt.NDArray[Any]]] = []
         self.closed = False
+        #: A hosted version's own [model] settings (thresholds, label filters) over the device's live [model] table.
+        self.settings: dict[str, Any] = {}
         self.reset_state()
         self._decode = self._decoder()
 
@@ -157,6 +159,13 @@ class ModelBundle:
         spec = self.spec
         names = spec.labels
         first = spec.outputs[0]
+        detector = spec.facts.detector
+        if spec.decoder == "ssd_anchors" and detector is not None:
+            self._anchors = spec.anchors()
+            self._coder = decoders.BoxCoder(
+                detector.y_scale or 1.0, detector.x_scale or 1.0, detector.h_scale or 1.0, detector.w_scale or 1.0,
+                detector.apply_exponential_on_box_size,
+            )  # fmt: skip
         if spec.decoder == "classification":
 
             def classify(_: Geometry, params: DecodeParams) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
@@ -172,7 +181,7 @@ class ModelBundle:
 
         def detect(geometry: Geometry, params: DecodeParams) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
             candidates = self._candidates(params)
-            if spec.decoder != "ssd":
+            if spec.decoder not in ("ssd", "yolo_e2e"):  # those come out of the model's own NMS
                 candidates = decoders.nms(candidates, params.nms_iou, params.max_detections)
             else:
                 order = np.argsort(-candidates.scores, kind="stable")[: params.max_detections]
@@ -195,7 +204,17 @@ class ModelBundle:
                 boxes.reshape(-1, 4), classes.reshape(-1), scores.reshape(-1),
                 float(count.reshape(-1)[0]), params.thresholds,
             )  # fmt: skip
+        if spec.decoder == "ssd_anchors":
+            boxes_info, scores_info = spec.outputs
+            return decoders.decode_ssd_anchors(
+                self._output(0)[0], (boxes_info.scale, boxes_info.zero_point),
+                self._output(1)[0], (scores_info.scale, scores_info.zero_point),
+                self._anchors, self._coder, bool(spec.facts.detector and spec.facts.detector.sigmoid_score),
+                params.thresholds, spec.background_class,
+            )  # fmt: skip
         raw = self._output(0)[0]
+        if spec.decoder == "yolo_e2e":
+            return decoders.decode_yolo_e2e(raw, first.scale, first.zero_point, params.thresholds, spec.input_size)
         if spec.decoder == "yolov8":
             rows = raw if raw.shape[0] < raw.shape[1] else np.ascontiguousarray(raw.T)
             return decoders.decode_yolov8(rows, first.scale, first.zero_point, params.thresholds, spec.input_size)

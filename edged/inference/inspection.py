@@ -78,7 +78,12 @@ def _spec_dict(spec: ModelSpec) -> dict[str, Any]:
             "first": list(spec.labels.names[:5]),
         },
         "notes": list(spec.notes),
+        "decisions": {d.name: d.as_dict() for d in spec.decisions},
     }
+    if spec.labels_looked:
+        data["labels"]["looked"] = list(spec.labels_looked)
+    if spec.background_class is not None:
+        data["labels"]["background_class"] = spec.background_class
     if spec.state_pairs:
         data["state"] = [
             {"input": inp.name, "fed_from_output": out.name, "shape": list(inp.shape)} for inp, out in spec.state_pairs

@@ -8,12 +8,14 @@ dict Ultralytics embeds in its .tflite). Alignment never shifts silently: every 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from edged.errors import ModelError
+from edged.files import read_user_file
 
 BACKGROUND_NAMES = frozenset({"???", "background", "__background__", "bg", "__bg__"})
 
@@ -107,10 +109,23 @@ def _parse_pbtxt(text: str, origin: str) -> dict[int, str]:
     return entries
 
 
+def metadata_dict(text: str) -> object:
+    """The metadata dict Ultralytics embeds: `metadata.json` (json.dumps, 8.3+) or `temp_meta.txt` (the Python
+    repr of the dict, through TFLite Support's populator, 8.1–8.2). ValueError when it is neither."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def _parse_embedded_dict(text: str, origin: str) -> dict[int, str]:
     try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError) as exc:
+        value = metadata_dict(text)
+    except ValueError as exc:
         raise ModelError(f"{origin}: the embedded metadata is not a readable dictionary ({exc})") from exc
     names = value.get("names") if isinstance(value, dict) else None
     if isinstance(names, dict):
@@ -159,12 +174,13 @@ def _unquote(value: str) -> str:
 
 def read_label_file(path: Path, origin_kind: str = "file") -> LabelFile:
     """Read and parse a label file on disk; ModelError when it cannot be read."""
+    raw = read_user_file(path, "label file", ModelError, missing_hint="check the path given to --labels / labels")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise ModelError(f"label file {path} does not exist; check the path given to --labels / labels") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"label file {path} cannot be read: {exc}") from exc
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ModelError(
+            f"label file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from exc
     return parse_labels(text, path.name, f"{origin_kind}: {path}")
 
 

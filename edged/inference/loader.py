@@ -14,6 +14,7 @@ import numpy as np
 
 from edged.config.model import ModelConfig
 from edged.errors import ModelError
+from edged.files import read_user_file
 from edged.inference import runtime
 from edged.inference.engine import ModelBundle, decode_params
 from edged.inference.model import ModelSpec, describe_model, file_sha256
@@ -40,14 +41,7 @@ class ModelFile:
 
 def read_model_file(path: Path) -> ModelFile:
     """Read and parse a .tflite; ModelError naming the problem when it is missing or not a model."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ModelError(f"model file {path} does not exist; check the path") from exc
-    except IsADirectoryError as exc:
-        raise ModelError(f"{path} is a directory; point edged at the .tflite file inside it") from exc
-    except OSError as exc:
-        raise ModelError(f"model file {path} cannot be read: {exc.strerror or exc}") from exc
+    data = read_user_file(path, "model file", ModelError, directory_hint="point edged at the .tflite file inside it")
     facts = read_file_facts(data, str(path))
     return ModelFile(path=path, sha256=file_sha256(data), size=len(data), facts=facts)
 

@@ -12,29 +12,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from edged.config.model import ModelConfig
 from edged.errors import ModelError
-from edged.inference import decoder_fit
-from edged.inference.label_sources import find_labels
-from edged.inference.labels import ClassNumbering, LabelMap, align_labels, index_names
-from edged.inference.preprocess import RAW, SIGNED, UNIT, Normalization, ResizeMode
-from edged.inference.tflite_file import FileFacts
+from edged.inference.label_sources import LabelSearch, find_labels, ultralytics_metadata
+from edged.inference.labels import BACKGROUND_NAMES, ClassNumbering, LabelMap, align_labels, index_names
+from edged.inference.layouts import SSD_ROLES, SUPPORTED_LAYOUTS, YOLO_DECODERS, Decoder, Layout, detect_layout
+from edged.inference.normalization import Decision, choose_normalization
+from edged.inference.preprocess import Normalization, ResizeMode
+from edged.inference.tflite_file import DetectorMetadata, FileFacts
 from edged.types import Task
 
-Decoder = Literal["classification", "ssd", "yolov5", "yolov8"]
-SSD_ROLES = ("boxes", "classes", "scores", "count")
-SUPPORTED_LAYOUTS = (
-    "classification: one output [1, C] (or [1, 1, 1, C]); "
-    "SSD: the 4 outputs of a TFLite_Detection_PostProcess op (boxes [1, N, 4], classes [1, N], scores [1, N], "
-    "count [1]); YOLOv5: one output [1, N, 5+C]; YOLOv8: one output [1, 4+C, N] (or [1, N, 4+C])"
-)
-_NAME_ROLES = (
-    ("boxes", ("box", "location")),
-    ("classes", ("class", "category")),
-    ("scores", ("score",)),
-    ("count", ("num", "count")),
-)
+__all__ = ["SSD_ROLES", "SUPPORTED_LAYOUTS", "Decision", "Decoder", "ModelSpec", "TensorInfo", "describe_model"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +82,19 @@ class ModelSpec:
     state_pairs: tuple[tuple[TensorInfo, TensorInfo], ...] = ()  # (input fed, output it comes from)
     nearby_label_files: tuple[Path, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    decisions: tuple[Decision, ...] = ()  # normalization, resize, labels: what was chosen and where it came from
+    labels_looked: tuple[str, ...] = ()  # where labels were searched when none were found
+    background_class: int | None = None  # a class the model outputs that is never reported (ssd_anchors)
+
+    def decision(self, name: str) -> Decision | None:
+        return next((d for d in self.decisions if d.name == name), None)
+
+    def anchors(self) -> npt.NDArray[np.float32]:
+        """The ssd_anchors decoder's anchors as rows of (y_center, x_center, height, width)."""
+        detector = self.facts.detector
+        if detector is None:
+            return np.zeros((0, 4), np.float32)
+        return np.asarray(detector.anchors, np.float32).reshape(-1, 4)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -146,112 +149,52 @@ def _state_pairs(
     return tuple(pairs)
 
 
-def _ssd_order(
-    outputs: list[TensorInfo], names: dict[int, str], order: str, path: Path
-) -> tuple[tuple[TensorInfo, ...], str]:
-    """Outputs of TFLite_Detection_PostProcess as (boxes, classes, scores, count)."""
-    if len(outputs) != 4:
-        raise ModelError(f"{path}: an SSD post-process model has 4 outputs, this one {len(outputs)}")
-    if order == "auto":
-        by_name: dict[str, TensorInfo] = {}
-        for tensor in outputs:
-            label = names.get(tensor.index, "").lower()
-            for role, keys in _NAME_ROLES:
-                if role not in by_name and any(k in label for k in keys):
-                    by_name[role] = tensor
-                    break
-        if len(by_name) == 4 and len({t.index for t in by_name.values()}) == 4:
-            return tuple(by_name[r] for r in SSD_ROLES), "by output names"
-        boxes_first = len(outputs[0].shape) == 3 and outputs[0].shape[-1] == 4
-        order = "tf1" if boxes_first else "tf2"
-    if order == "tf1":
-        return tuple(outputs), "TF1 order (boxes, classes, scores, count)"
-    scores, boxes, count, classes = outputs
-    return (boxes, classes, scores, count), "TF2 / Model Maker order (scores, boxes, count, classes)"
-
-
-def _yolo_kind(output: TensorInfo, label_count: int | None) -> tuple[Decoder, int, str]:
-    _, a, b = output.shape
-    channels, orientation = (a, "channels-first") if a < b else (b, "channels-last")
-    if label_count is not None and channels - 4 == label_count:
-        return "yolov8", channels - 4, f"[1, {a}, {b}]: 4 box values + {label_count} classes, no objectness"
-    if label_count is not None and channels - 5 == label_count:
-        return "yolov5", channels - 5, f"[1, {a}, {b}]: 4 box values + objectness + {label_count} classes"
-    if orientation == "channels-first":
-        return "yolov8", channels - 4, f"[1, {a}, {b}] channels-first: the YOLOv8 layout"
-    return "yolov5", channels - 5, f"[1, {a}, {b}] channels-last: the YOLOv5 layout"
-
-
-def _detect_decoder(
-    outputs: list[TensorInfo], facts: FileFacts, forced: str, label_count: int | None, path: Path
-) -> tuple[Decoder, str]:
-    if forced != "auto":
-        _check_forced_decoder(outputs, facts, forced, label_count, path)
-        return forced, "set in the configuration"  # type: ignore[return-value]
-    if "TFLite_Detection_PostProcess" in facts.custom_ops:
-        return "ssd", "TFLite_Detection_PostProcess op with 4 outputs"
-    if len(outputs) == 1:
-        shape = outputs[0].shape
-        size = int(np.prod(shape)) if shape else 0
-        if len(shape) >= 2 and all(d == 1 for d in shape[:-1]) and size > 1:
-            return "classification", f"one output {list(shape)} of class scores"
-        if len(shape) == 3 and shape[0] == 1 and min(shape[1:]) >= 5:
-            decoder, _, reason = _yolo_kind(outputs[0], label_count)
-            return decoder, reason
-    shapes = ", ".join(f"{t.name} {list(t.shape)}" for t in outputs)
-    raise ModelError(
-        f"{path}: unsupported output layout ({shapes}). Supported layouts: {SUPPORTED_LAYOUTS}. "
-        "Detectors exported without post-processing (e.g. raw EfficientDet boxes + scores) need the "
-        "TFLite_Detection_PostProcess op: export with the TF Object Detection API's export_tflite_graph_tf2.py"
-    )
-
-
-def _check_forced_decoder(
-    outputs: list[TensorInfo], facts: FileFacts, forced: str, label_count: int | None, path: Path
-) -> None:
-    """ModelError when the decoder set in the configuration cannot read these outputs, naming `auto`'s choice."""
-    why = decoder_fit.misfit(forced, outputs, label_count)
-    if why is None:
-        return
-    try:
-        decoder, reason = _detect_decoder(outputs, facts, "auto", label_count, path)
-        instead = f'`auto` would pick {decoder!r} ({reason}): set model.decoder = "auto" (or leave it out)'
-    except ModelError:
-        instead = f"`auto` finds no supported layout either ({SUPPORTED_LAYOUTS})"
-    raise ModelError(
-        f"{path}: model.decoder = {forced!r} does not fit the output layout "
-        f"({decoder_fit.describe_outputs(outputs)}): {why}; {instead}"
-    )
-
-
-def _normalization(config: ModelConfig, facts: FileFacts, decoder: Decoder) -> Normalization:
-    if config.mean is not None and config.std is not None:
-        return Normalization.of(config.mean, config.std, "config mean/std")
-    named = {"unit": UNIT, "signed": SIGNED, "raw": RAW}
-    if config.normalization in named:
-        chosen = named[config.normalization]
-        return Normalization(chosen.mean, chosen.std, f"config normalization = {config.normalization!r}")
-    if facts.inputs and facts.inputs[0].mean and facts.inputs[0].std:
-        return Normalization.of(facts.inputs[0].mean, facts.inputs[0].std, "model metadata")
-    if decoder in ("yolov5", "yolov8"):
-        return Normalization(UNIT.mean, UNIT.std, "default for YOLO exports")
-    return Normalization(SIGNED.mean, SIGNED.std, "default for classifiers and SSD")
-
-
 def numbering(decoder: Decoder) -> ClassNumbering:
     if decoder == "ssd":
         return "foreground"
-    return "with_background" if decoder == "classification" else "plain"
+    return "with_background" if decoder in ("classification", "ssd_anchors") else "plain"
 
 
-def _class_count(decoder: Decoder, outputs: tuple[TensorInfo, ...], facts: FileFacts) -> int | None:
+def _class_count(
+    decoder: Decoder, outputs: tuple[TensorInfo, ...], facts: FileFacts, label_count: int | None
+) -> int | None:
     if decoder == "classification":
         return outputs[0].shape[-1]
     if decoder == "ssd":
         value = facts.custom_options("TFLite_Detection_PostProcess").get("num_classes")
         return int(value) if value is not None else None
+    if decoder == "ssd_anchors":
+        return outputs[1].shape[-1]
+    if decoder == "yolo_e2e":
+        return label_count  # [1, K, 6] names a class by its index: only the labels say how many there are
     channels = min(outputs[0].shape[1:])
     return channels - (4 if decoder == "yolov8" else 5)
+
+
+def _labels_decision(search: LabelSearch, labels: LabelMap) -> Decision:
+    if search.found is None:
+        places = "; ".join(search.looked)
+        return Decision("labels", "none found: classes are named class_N", "none", f"looked in: {places}")
+    kind, _, where = labels.origin.partition(": ")
+    origin = {"model metadata": "metadata"}.get(kind, kind)
+    return Decision("labels", f"{len(labels.names)} names ({labels.format})", origin, where or labels.origin)
+
+
+def _resize(config: ModelConfig, decoder: Decoder) -> tuple[ResizeMode, Decision]:
+    if config.resize != "auto":
+        return config.resize, Decision("resize", config.resize, "config", "model.resize")
+    if decoder in YOLO_DECODERS:
+        reason = "Ultralytics trains and predicts on letterboxed images (grey 114 padding)"
+        return "letterbox", Decision("resize", "letterbox", "default", reason)
+    reason = "classifiers, SSD and MediaPipe detectors are trained on images stretched to the input size"
+    return "stretch", Decision("resize", "stretch", "default", reason)
+
+
+def _background(decoder: Decoder, labels: LabelMap, detector: DetectorMetadata | None) -> int | None:
+    """MediaPipe Model Maker numbers the background as class 0 (its label file says `background`)."""
+    if decoder != "ssd_anchors" or detector is None or not labels.names:
+        return None
+    return 0 if labels.names[0].strip().lower() in BACKGROUND_NAMES else None
 
 
 def describe_model(
@@ -274,16 +217,23 @@ def describe_model(
     label_count = search.found.count if search.found else None
     if label_count is not None and search.found is not None and search.found.background_first:
         label_count -= 1
-    decoder, reason = _detect_decoder(outputs, facts, config.decoder, label_count, path)
+    meta_names = {o.index: m.name or "" for o, m in zip(all_outputs, facts.outputs, strict=False)}
+    ultralytics = ultralytics_metadata(path)
+    layout: Layout = detect_layout(
+        outputs, {**meta_names, **output_names}, facts, config.decoder, config.ssd_output_order,
+        label_count, ultralytics, path,
+    )  # fmt: skip
+    decoder, ordered = layout.decoder, layout.outputs
     notes: list[str] = []
-    ordered: tuple[TensorInfo, ...] = tuple(outputs)
-    if decoder == "ssd":
-        meta_names = {o.index: m.name or "" for o, m in zip(all_outputs, facts.outputs, strict=False)}
-        ordered, order_reason = _ssd_order(outputs, {**meta_names, **output_names}, config.ssd_output_order, path)
-        reason = f"{reason}, {order_reason}"
-    elif decoder in ("yolov5", "yolov8") and len(outputs) != 1:
-        raise ModelError(f"{path}: the {decoder} decoder reads one output; the model has {len(outputs)}")
-    num_classes = _class_count(decoder, ordered, facts)
+    if decoder == "ssd_anchors" and search.found is not None and search.found.background_first:
+        label_count = search.found.count  # the background is one of the model's score columns
+    num_classes = _class_count(decoder, ordered, facts, label_count)
+    if decoder == "yolo_e2e" and num_classes is None:
+        raise ModelError(
+            f"{path}: an end-to-end YOLO output {list(ordered[0].shape)} names classes by index only, and no "
+            f"labels were found (looked in: {'; '.join(search.looked)}). Give the label file "
+            "(--labels / model.labels), or keep the metadata Ultralytics embeds in the .tflite"
+        )
     if num_classes is not None and num_classes < 1:
         raise ModelError(f"{path}: output {ordered[0].name} {list(ordered[0].shape)} leaves no room for classes")
     if search.found is not None:
@@ -292,18 +242,20 @@ def describe_model(
         labels = index_names(num_classes or 0)
     if labels.note:
         notes.append(f"labels: {labels.note}")
-    normalization = _normalization(config, facts, decoder)
-    resize: ResizeMode
-    if config.resize == "auto":
-        resize = "letterbox" if decoder in ("yolov5", "yolov8") else "stretch"
-    else:
-        resize = config.resize
+    normalization, norm_decision, norm_notes = choose_normalization(config, facts, image, decoder in YOLO_DECODERS)
+    notes.extend(norm_notes)
+    resize, resize_decision = _resize(config, decoder)
+    if ultralytics is not None:
+        notes.extend(_ultralytics_notes(ultralytics, image))
+    background = _background(decoder, labels, facts.detector)
+    if background is not None:
+        notes.append(f"class {background} ({labels.names[background]!r}) is the background: never reported")
     return ModelSpec(
         path=path,
         sha256=sha256,
         task="classification" if decoder == "classification" else "detection",
         decoder=decoder,
-        decoder_reason=reason,
+        decoder_reason=layout.reason,
         input=image,
         outputs=ordered,
         num_classes=num_classes,
@@ -316,4 +268,19 @@ def describe_model(
         state_pairs=state_pairs,
         nearby_label_files=search.nearby,
         notes=tuple(notes),
+        decisions=(norm_decision, resize_decision, _labels_decision(search, labels)),
+        labels_looked=search.looked if search.found is None else (),
+        background_class=background,
     )
+
+
+def _ultralytics_notes(metadata: dict[str, Any], image: TensorInfo) -> list[str]:
+    """What the embedded Ultralytics metadata says that edged checks: the task and the image size."""
+    notes = []
+    task = metadata.get("task")
+    if task not in (None, "detect", "classify"):
+        notes.append(f"the embedded Ultralytics metadata says task {task!r}: edged reads its boxes and classes only")
+    imgsz = metadata.get("imgsz")
+    if isinstance(imgsz, list) and len(imgsz) == 2 and tuple(imgsz) != (image.shape[1], image.shape[2]):
+        notes.append(f"the embedded Ultralytics metadata says imgsz {imgsz}, the input is {list(image.shape[1:3])}")
+    return notes

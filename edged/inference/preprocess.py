@@ -205,9 +205,3 @@ def _bands(width: int, height: int, paste: tuple[slice, slice]) -> list[tuple[sl
     if cols.stop < width:
         bands.append((rows, slice(cols.stop, width)))
     return bands
-
-
-def fill_input(plan: InputPlan, image: ImageArray, out: npt.NDArray[Any]) -> Geometry:
-    """Preprocess `image` into `out` according to `plan`; returns the box back-mapping."""
-    plan.fill(image, out)
-    return plan.geometry

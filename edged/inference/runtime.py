@@ -13,8 +13,10 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
+from edged.config.model import edgetpu_device_problem
 from edged.errors import ModelError
 from edged.native_logs import route_native_stderr
 
@@ -23,7 +25,6 @@ log = logging.getLogger(__name__)
 Accelerator = Literal["auto", "cpu", "edgetpu"]
 EDGETPU_LIBRARY = "libedgetpu.so.1"
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
-_DEVICE_PATTERN = re.compile(r"^(usb|pci)?(:\d+)?$")
 
 #: Loads a delegate: (library, options) -> delegate object. Injectable so tests can fake the Edge TPU.
 DelegateLoader = Callable[[str, dict[str, str]], Any]
@@ -79,11 +80,9 @@ def _package_version(name: str) -> str:
 
 def validate_device(device: str) -> str:
     """Check an Edge TPU device string: '', 'usb', 'usb:N', 'pci', 'pci:N' or ':N'."""
-    if not _DEVICE_PATTERN.match(device):
-        raise ModelError(
-            f"Edge TPU device {device!r} is not valid; use 'usb', 'usb:0', 'pci', 'pci:0' or ':0' "
-            "(the N-th Edge TPU of any kind), or leave it empty for the first one found"
-        )
+    problem = edgetpu_device_problem(device)
+    if problem:
+        raise ModelError(problem)
     return device
 
 
@@ -103,6 +102,30 @@ def load_edgetpu_delegate(device: str = "", loader: DelegateLoader | None = None
             "Install the Edge TPU runtime (libedgetpu1-std from the Coral apt repository), plug in the "
             "accelerator, and give the service access to it (udev rules / the 'plugdev' group)"
         ) from exc
+
+
+#: USB ids of the Coral USB Accelerator, before (Global Unichip) and after (Google) its firmware is loaded.
+EDGETPU_USB_IDS = {("1a6e", "089a"), ("18d1", "9302")}
+
+
+def edgetpu_present(sysfs: Path = Path("/sys/bus/usb/devices"), dev: Path = Path("/dev")) -> bool:
+    """An Edge TPU runtime and at least one Edge TPU are there (a PCIe /dev/apex_N or a USB Coral); creates no
+    delegate. Enumerates devices the way pycoral's list_edge_tpus() finds them, without pycoral."""
+    try:
+        ctypes.CDLL(EDGETPU_LIBRARY)
+    except OSError:
+        return False
+    if any(dev.glob("apex_*")):
+        return True
+    for vendor_file in sysfs.glob("*/idVendor"):
+        try:
+            vendor = vendor_file.read_text().strip()
+            product = (vendor_file.parent / "idProduct").read_text().strip()
+        except OSError:
+            continue
+        if (vendor, product) in EDGETPU_USB_IDS:
+            return True
+    return False
 
 
 def default_threads() -> int:

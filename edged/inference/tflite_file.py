@@ -18,6 +18,7 @@ from edged.errors import ModelError
 _TFLITE_IDENTIFIER = b"TFL3"
 _METADATA_IDENTIFIER = b"M001"
 _PROCESS_UNIT_NORMALIZATION = 1  # ProcessUnitOptions union: NormalizationOptions is member 1
+_DETECTOR_METADATA = "DETECTOR_METADATA"  # MediaPipe's SubGraphMetadata.custom_metadata entry for raw detectors
 
 
 class _CorruptFlatbuffer(Exception):
@@ -85,13 +86,6 @@ class _Table:
         start, length = vec
         return tuple(self._unpack("<f", start + 4 * i) for i in range(length))
 
-    def ints(self, index: int) -> tuple[int, ...]:
-        vec = self._vector(index)
-        if vec is None:
-            return ()
-        start, length = vec
-        return tuple(self._unpack("<i", start + 4 * i) for i in range(length))
-
     def string(self, index: int) -> str | None:
         vec = self._vector(index)
         if vec is None:
@@ -124,6 +118,23 @@ class TensorMeta:
 
 
 @dataclass(frozen=True)
+class DetectorMetadata:
+    """MediaPipe's ObjectDetectorOptions (object_detector_metadata_schema.fbs): how raw boxes and scores of a
+    detector without a post-processing op are decoded (MediaPipe Model Maker writes it)."""
+
+    anchors: tuple[tuple[float, float, float, float], ...]  # (y_center, x_center, height, width), normalized
+    num_classes: int
+    num_boxes: int
+    num_coords: int
+    y_scale: float
+    x_scale: float
+    h_scale: float
+    w_scale: float
+    apply_exponential_on_box_size: bool
+    sigmoid_score: bool
+
+
+@dataclass(frozen=True)
 class FileFacts:
     """What the flatbuffer says about a model, independent of any runtime."""
 
@@ -134,6 +145,7 @@ class FileFacts:
     inputs: tuple[TensorMeta, ...] = ()
     outputs: tuple[TensorMeta, ...] = ()
     model_associated_files: tuple[str, ...] = ()
+    detector: DetectorMetadata | None = None
 
     @property
     def custom_ops(self) -> tuple[str, ...]:
@@ -235,14 +247,45 @@ def _tensor_meta(table: _Table) -> TensorMeta:
     return TensorMeta(name=table.string(0), mean=mean, std=std, associated_files=files)
 
 
+def _detector_metadata(data: bytes) -> DetectorMetadata:
+    """ObjectDetectorOptions: ssd_anchors_options (1) → fixed_anchors_schema (0) → anchors (0) of FixedAnchor
+    (x_center, y_center, width, height); tensors_decoding_options (2), fields in schema order."""
+    options = _root(data)
+    ssd = options.table(1)
+    schema = ssd.table(0) if ssd is not None else None
+    anchors = tuple(
+        (a.scalar(1, "<f", 0.0), a.scalar(0, "<f", 0.0), a.scalar(3, "<f", 0.0), a.scalar(2, "<f", 0.0))
+        for a in (schema.tables(0) if schema is not None else [])
+    )
+    decoding = options.table(2)
+    if decoding is None:
+        raise _CorruptFlatbuffer("DETECTOR_METADATA has no tensors_decoding_options")
+    return DetectorMetadata(
+        anchors=anchors,
+        num_classes=decoding.scalar(0, "<i", 0),
+        num_boxes=decoding.scalar(1, "<i", 0),
+        num_coords=decoding.scalar(2, "<i", 0),
+        x_scale=decoding.scalar(6, "<f", 0.0),
+        y_scale=decoding.scalar(7, "<f", 0.0),
+        w_scale=decoding.scalar(8, "<f", 0.0),
+        h_scale=decoding.scalar(9, "<f", 0.0),
+        apply_exponential_on_box_size=bool(decoding.scalar(10, "<B", 0)),
+        sigmoid_score=bool(decoding.scalar(11, "<B", 0)),
+    )
+
+
 def _with_metadata(facts: FileFacts, buf: bytes) -> FileFacts:
     meta = _root(buf)
     subgraphs = meta.tables(3)
     inputs: tuple[TensorMeta, ...] = ()
     outputs: tuple[TensorMeta, ...] = ()
+    detector: DetectorMetadata | None = None
     if subgraphs:
         inputs = tuple(_tensor_meta(t) for t in subgraphs[0].tables(2))
         outputs = tuple(_tensor_meta(t) for t in subgraphs[0].tables(3))
+        for custom in subgraphs[0].tables(9):  # custom_metadata (schema 1.5)
+            if custom.string(0) == _DETECTOR_METADATA:
+                detector = _detector_metadata(bytes(custom.raw_bytes(1)))
     files = tuple(name for f in meta.tables(6) if (name := f.string(0)))
     return FileFacts(
         operators=facts.operators,
@@ -252,4 +295,5 @@ def _with_metadata(facts: FileFacts, buf: bytes) -> FileFacts:
         inputs=inputs,
         outputs=outputs,
         model_associated_files=files,
+        detector=detector,
     )

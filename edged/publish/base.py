@@ -9,8 +9,8 @@ thread is supervised (an unexpected exception stops edged with a non-zero exit) 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from edged.config.publisher import PublisherConfig
@@ -120,6 +120,8 @@ class PublisherPlugin:
     config: builtins.type[PublisherConfig]
     create: Callable[[Any, str], Publisher]  # (its config, device_id) -> publisher
     summary: str = ""
+    #: The smallest valid `[publisher]` table of this kind besides `type` (docs, contract tests).
+    example: Mapping[str, Any] = field(default_factory=dict)
 
 
 def create_publisher(config: PublisherConfig, device_id: str) -> Publisher:

@@ -8,8 +8,8 @@ Literal), its "live or not" rule (`SourceConfig.is_live`), its source class, and
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from edged.config.camera import SourceConfig
@@ -53,6 +53,8 @@ class SourcePlugin:
     config: builtins.type[SourceConfig]
     create: Callable[[Any], FrameSource]
     summary: str = ""
+    #: The smallest valid `[camera]` table of this kind besides `type` (docs, contract tests).
+    example: Mapping[str, Any] = field(default_factory=dict)
 
 
 def create_source(config: SourceConfig) -> FrameSource:

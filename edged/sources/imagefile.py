@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from edged.errors import ImageError
+from edged.files import read_user_file
 from edged.types import ImageArray
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -15,14 +16,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 
 def read_image(path: Path) -> ImageArray:
     """The image at `path` as H×W×3 uint8 BGR (greyscale and alpha are converted)."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError as exc:
-        raise ImageError(f"image {path} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise ImageError(f"{path} is a directory, not an image") from exc
-    except OSError as exc:
-        raise ImageError(f"image {path} cannot be read: {exc.strerror or exc}") from exc
+    data = np.frombuffer(read_user_file(path, "image", ImageError, missing_hint="check the path"), np.uint8)
     if data.size == 0:
         raise ImageError(f"image {path} is empty (0 bytes)")
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)

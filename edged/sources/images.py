@@ -266,4 +266,10 @@ class ImageFolderSource:
             log.info("finished %s after %d image(s)", self.describe(), self._index)
 
 
-PLUGIN = SourcePlugin("images", ImagesCamera, ImageFolderSource, "image files in a folder (batch or watched)")
+PLUGIN = SourcePlugin(
+    "images",
+    ImagesCamera,
+    ImageFolderSource,
+    "image files in a folder (batch or watched)",
+    {"path": "/var/lib/edged/inbox"},
+)

@@ -313,4 +313,6 @@ class OpenCvSource:
         )
 
 
-PLUGIN = SourcePlugin("opencv", OpenCvCamera, OpenCvSource, "USB/V4L2 cameras, RTSP/HTTP streams, video files")
+PLUGIN = SourcePlugin(
+    "opencv", OpenCvCamera, OpenCvSource, "USB/V4L2 cameras, RTSP/HTTP streams, video files", {"source": "0"}
+)

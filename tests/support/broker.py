@@ -199,6 +199,7 @@ class Collector:
         self._lock = threading.Lock()
         self._topics = topics
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"collector-{os.getpid()}-{id(self):x}",
@@ -208,12 +209,16 @@ class Collector:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_: self.connected.clear()
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.connect_async(host, port, keepalive=30)
 
     def _on_connect(self, client: Any, _: Any, flags: Any, reason: Any, props: Any) -> None:
         if not reason.is_failure:
             client.subscribe([(topic, 1) for topic in self._topics])
             self.connected.set()
+
+    def _on_subscribe(self, client: Any, _: Any, mid: int, reasons: Any, props: Any) -> None:
+        self.subscribed.set()  # the SUBACK: from now on the broker routes the topics to this subscriber
 
     def _on_message(self, client: Any, _: Any, message: Any) -> None:
         with self._lock:
@@ -223,7 +228,8 @@ class Collector:
         self.client.loop_start()
         if not self.connected.wait(timeout_s):
             raise RuntimeError("the test subscriber could not connect to the broker")
-        time.sleep(0.2)  # let the SUBACK arrive before the test publishes anything
+        if not self.subscribed.wait(timeout_s):
+            raise RuntimeError("the broker did not acknowledge the test subscriber's subscription")
         return self
 
     def stop(self) -> None:
