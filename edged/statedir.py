@@ -1,21 +1,16 @@
-"""Where edged keeps its small state files (what a watched image folder has processed, ...).
+"""Where edged keeps small state files when no configuration says (a source used on its own, in a test or a tool).
 
-TODO(merge with the hosting work): the top-level `state_dir` setting replaces this lookup; this is the one
-function to repoint.
+The daemon passes its configured top-level `state_dir` to the sources that keep state (`use_state_dir`, see
+edged/sources/base.py); this is the same default that setting has (edged/config/app.py).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 
-def state_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """systemd's `$STATE_DIRECTORY` (`StateDirectory=edged`: /var/lib/edged), else `~/.local/state/edged`
-    (`$XDG_STATE_HOME/edged`). Not created here: whoever writes a file there creates it."""
-    given = environ.get("STATE_DIRECTORY", "")
-    if given:
-        return Path(given.split(":")[0])  # several StateDirectory= entries are listed with ':'
-    base = environ.get("XDG_STATE_HOME", "") or str(Path.home() / ".local" / "state")
-    return Path(base) / "edged"
+def state_dir() -> Path:
+    """systemd's `$STATE_DIRECTORY` (`StateDirectory=edged`: /var/lib/edged), else `~/.local/state/edged`."""
+    from edged.config.app import default_state_dir
+
+    return default_state_dir()

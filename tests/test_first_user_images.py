@@ -4,7 +4,6 @@ processed across restarts (or moves processed files away when asked to). Real `e
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,10 +26,10 @@ def picture(path: Path, value: int) -> None:
     cv2.imwrite(str(path), np.full((48, 64, 3), value, np.uint8))
 
 
-def config(tmp_path: Path, camera: str) -> Path:
+def config(tmp_path: Path, camera: str, top: str = "") -> Path:
     path = tmp_path / "etc" / "edged.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'[model]\npath = "{CLASSIFIER}"\nnum_threads = 1\n[camera]\ntype = "images"\n{camera}\n')
+    path.write_text(f'{top}[model]\npath = "{CLASSIFIER}"\nnum_threads = 1\n[camera]\ntype = "images"\n{camera}\n')
     return path
 
 
@@ -46,7 +45,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
 class Watching:
     """`edged run` on a watched folder, stdout and stderr in files the test reads as they grow."""
 
-    def __init__(self, config: Path, state: Path, folder: Path) -> None:
+    def __init__(self, config: Path, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._out: IO[str] = (folder.parent / "out.jsonl").open("w")
         self.err_path = folder.parent / "err.log"
@@ -54,7 +53,7 @@ class Watching:
         self.out_path = Path(self._out.name)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edged", "run", "--config", str(config)],
-            stdout=self._out, stderr=self._err, text=True, env={**os.environ, "STATE_DIRECTORY": str(state)},
+            stdout=self._out, stderr=self._err, text=True,
         )  # fmt: skip
 
     def results(self) -> list[dict[str, Any]]:
@@ -88,16 +87,17 @@ def test_every_result_names_its_file_relative_to_the_folder(tmp_path: Path) -> N
 
 def test_a_restarted_watch_reads_only_the_new_files(tmp_path: Path) -> None:
     folder, state = tmp_path / "inbox", tmp_path / "state"
-    path = config(tmp_path, f'path = "{folder}"\nwatch = true\npoll_s = 0.1')
+    path = config(tmp_path, f'path = "{folder}"\nwatch = true\npoll_s = 0.1', top=f'state_dir = "{state}"\n')
     for i in range(3):
         picture(folder / f"old_{i}.png", 40 + i)
-    first = Watching(path, state, folder)
+    first = Watching(path, folder)
     assert wait_until(lambda: len(first.results()) == 3), first.err_path.read_text()
     first.stop()
-    assert [p.name for p in state.iterdir()] and all(p.name.startswith("images-") for p in state.iterdir())
+    remembered = [p.name for p in state.iterdir() if p.name.startswith("images-")]  # in the configured state_dir
+    assert len(remembered) == 1 and remembered[0].endswith(".processed")
     for i in range(2):
         picture(folder / f"new_{i}.png", 140 + i)
-    second = Watching(path, state, folder)
+    second = Watching(path, folder)
     assert wait_until(lambda: len(second.results()) == 2), second.err_path.read_text()
     log = second.stop()
     assert "2 image(s) to read (3 processed before" in log  # the old ones were never queued again

@@ -239,6 +239,9 @@ class CaptureSide:
         The worker is returned unstarted; `start` runs it.
         """
         source = source if source is not None else create_source(camera)
+        use_state_dir = getattr(source, "use_state_dir", None)  # sources that keep state (a watched folder)
+        if callable(use_state_dir):
+            use_state_dir(self._settings.current.state_dir)
         opened, first_error = False, None
         try:
             source.open()

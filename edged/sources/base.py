@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from edged.config.camera import SourceConfig
@@ -42,6 +43,12 @@ class FrameSource(Protocol):
 class Interruptible(Protocol):
     def interrupt(self) -> None:
         """Make a `read()` that is waiting (for a new file, say) return None soon; called from another thread."""
+        ...
+
+
+class KeepsState(Protocol):
+    def use_state_dir(self, folder: Path) -> None:
+        """Keep state files in the configured `state_dir` (called before `open()`); else edged/statedir.py's."""
         ...
 
 

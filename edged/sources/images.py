@@ -86,6 +86,11 @@ class ImageFolderSource:
         if config.watch and config.loop:
             log.warning("images: loop is ignored with watch = true (a watched folder never ends)")
 
+    def use_state_dir(self, folder: Path) -> None:
+        """The configured `state_dir`: where a watched folder remembers what it has processed."""
+        if self._processed is not None:
+            self._processed = ProcessedLog(log_path(folder, self._config.path))
+
     def describe(self) -> str:
         mode = "watched" if self._config.watch else "looped" if self._config.loop else "once"
         return f"image folder {self._config.path}/{self._config.pattern} ({mode})"
