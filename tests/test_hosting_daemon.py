@@ -330,7 +330,7 @@ def test_home_assistant_sees_the_model_as_an_update_entity_with_an_install_butto
         text = json_free_config(served, repo, tmp_path / "state", "").replace("[hosting]", mqtt + "[hosting]")
         config = parse_config(text + "auto_install = false\n")
         topic = "edged/dev-1/update"
-        entity = "homeassistant/update/edged_dev_1/model_update/config"
+        entity = "homeassistant/update/edged_dev-1/model_update/config"
         with Collector(broker.port, ["edged/#", "homeassistant/#"]) as collector:
             daemon = Daemon(config)
             runner = threading.Thread(target=lambda: daemon.run(handle_signals=False))
