@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -75,8 +76,10 @@ class Daemon:
         source: FrameSource | None = None,
         bundle: ModelBundle | None = None,
         retry_source: bool = True,
+        config_path: Path | None = None,
     ) -> None:
         self.settings = ConfigRef(config)
+        self.config_path = config_path  # what a reload re-reads (None: an embedded daemon, nothing to reload)
         self.stop_event = threading.Event()
         self.paused_event = threading.Event()
         self.stats_counters = Stats()
@@ -120,6 +123,8 @@ class Daemon:
         register(CommandSpec("state", lambda _: self.state(), summary="what is running"))
         register(CommandSpec("check_update", lambda _: self.check_update(), long=True,
                              summary="look for a newer model version now"))  # fmt: skip
+        register(CommandSpec("reload", lambda _: self.reload(), long=True,
+                             summary="re-read the config file and apply it (as SIGHUP does)"))  # fmt: skip
 
     def submit(self, request: CommandRequest, reply: ReplySink) -> None:
         self.dispatcher.submit(request, reply)
@@ -186,6 +191,20 @@ class Daemon:
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         return encoded.tobytes() if ok else None
 
+    def reload(self) -> dict[str, Any]:
+        """Re-read the config file and apply what changed (edged/app/reload.py); systemd sees RELOADING=1, then
+        READY=1 whatever the outcome (a refused reload leaves the previous config running)."""
+        from edged.app.reload import reload_config
+
+        notifier = self.notifier
+        if notifier is not None:
+            notifier.reloading()
+        try:
+            return reload_config(self)
+        finally:
+            if notifier is not None:
+                notifier.ready(self.status_line())
+
     def check_update(self) -> dict[str, Any]:
         raise CommandRefused("model hosting is not configured (add a [hosting] table)")
 
@@ -198,7 +217,7 @@ class Daemon:
         if publishers is None:
             return
         publishers.publish_event(event)
-        if event["event"] in ("source_state", "paused", "resumed", "model_changed"):
+        if event["event"] in ("source_state", "paused", "resumed", "model_changed", "config_reloaded"):
             publishers.publish_state(self.state())
 
     def _source_state(self, state: str, detail: str) -> None:
