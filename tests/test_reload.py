@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from pipeline_support import wait_until
 from reload_support import CLASSIFIER, CLASSIFIER_Q128, ROOT, EdgedProcess, write_config
 from test_sdnotify import NotifySocket
 
@@ -55,7 +56,7 @@ def test_a_threshold_change_applies_from_the_next_result_and_run_id_and_seq_carr
         assert edged.wait_for(lambda: bool(edged.events("config_reloaded"))), edged.log_text()
         reloaded = edged.events("config_reloaded")[0]
         assert edged.wait_for(lambda: len(edged.results_after(reloaded)) >= 10), edged.log_text()
-        assert notify_socket.count("READY=1") >= 2  # the start's, and the reload's (read before the stop)
+        assert wait_until(lambda: notify_socket.count("READY=1") >= 2)  # the start's, and the reload's
         after_us = time.monotonic_ns() // 1000
         assert edged.stop() == 0
     assert reloaded["changed"] == ["model.threshold"] and reloaded["replaced"] == []
@@ -153,7 +154,7 @@ def test_a_model_file_replaced_in_place_is_swapped_on_reload(tmp_path: Path) -> 
         temp.write_bytes(CLASSIFIER_Q128.read_bytes())
         temp.replace(model)  # the same path, new bytes
         edged.reload()
-        assert edged.wait_for(lambda: bool(edged.events("model_changed"))), edged.log_text()
+        assert edged.wait_for(lambda: bool(edged.events("config_reloaded"))), edged.log_text()
         assert edged.stop() == 0
     assert edged.events("model_changed")[0]["reason"] == f"reload: {model} changed on disk"
     assert edged.events("config_reloaded")[0] == {**edged.events("config_reloaded")[0], "changed": [],

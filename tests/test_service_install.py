@@ -149,3 +149,8 @@ def test_the_installed_unit_reads_back(tmp_path: Path) -> None:
     assert unit.flag("DynamicUser") and unit.last("ProtectSystem") == "strict"
     assert unit.values("LoadCredential") == ["token:/etc/edged/credentials/token"]
     assert "char-video4linux rw" in unit.values("DeviceAllow")
+
+
+def test_a_relative_prefix_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["service", "install", "--root", str(tmp_path / "stage"), "--prefix", "opt/edged"]) == 1
+    assert "give an absolute path" in capsys.readouterr().err and not (tmp_path / "stage").exists()

@@ -107,6 +107,8 @@ def install(
 ) -> Report:
     """Write the service's files under `root`. Everything is read and checked before the first file is written."""
     report = Report()
+    if not prefix.is_absolute():
+        raise ServiceError(f"--prefix {prefix}: give an absolute path (the unit runs {prefix}/bin/edged from /)")
     credentials = {check_credential_name(name): path for name, path in (credentials or {}).items()}
     secrets = {name: _read(path, f"the secret for credential {name!r}") for name, path in credentials.items()}
     model_path = MODELS_DIR / model.name if model is not None else EXAMPLE_MODEL
