@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -39,6 +39,9 @@ from edged.inference.loader import load_bundle
 from edged.publish.base import CommandRequest, Control, NetworkLoop, Publisher, ReplySink, create_publisher
 from edged.results import utc_iso
 from edged.sources.base import FrameSource
+
+if TYPE_CHECKING:
+    from edged.app.updates import Updates
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,8 @@ class Daemon:
         self.publishers: PublisherHolder | None = None
         self.inference: InferenceWorker | None = None
         self._inference_thread: threading.Thread | None = None
+        self.update_thread: threading.Thread | None = None
+        self.started = threading.Event()  # set once start() has finished: every part runs
         self._publisher = publisher
         self._source = source
         self._bundle = bundle
@@ -105,6 +110,7 @@ class Daemon:
         self.started_at = time.time()
         self.notifier: SystemdNotifier | None = None
         self.liveness: Liveness | None = None  # set by the supervisor while it runs
+        self.updates: Updates | None = None  # model hosting, when [hosting] is configured
         self._register_commands()
         self.events.add_callback(self._forward_event)
 
@@ -121,8 +127,12 @@ class Daemon:
                              summary="publish the newest frame as a JPEG"))  # fmt: skip
         register(CommandSpec("stats", lambda _: self.stats(), summary="the stats of the current window"))
         register(CommandSpec("state", lambda _: self.state(), summary="what is running"))
-        register(CommandSpec("check_update", lambda _: self.check_update(), long=True,
+        register(CommandSpec("check_update", lambda _: self._hosting("check"), long=True,
                              summary="look for a newer model version now"))  # fmt: skip
+        register(CommandSpec("install_update", lambda _: self._hosting("install"), long=True,
+                             summary="install the available version (with auto_install = false)"))  # fmt: skip
+        register(CommandSpec("rollback", lambda _: self._hosting("rollback"), long=True,
+                             summary="go back to the previous model version, pinned until a newer one"))  # fmt: skip
         register(CommandSpec("reload", lambda _: self.reload(), long=True,
                              summary="re-read the config file and apply it (as SIGHUP does)"))  # fmt: skip
 
@@ -174,6 +184,7 @@ class Daemon:
             "accelerator": bundle.accelerator if bundle else None,
             "source": {"id": config.camera.id, "type": config.camera.type, "state": self.stats_counters.source_state},
             "paused": self.paused,
+            **({"hosting": self.updates.snapshot()} if self.updates is not None else {}),
         }
 
     def snapshot_jpeg(self, annotated: bool) -> bytes | None:
@@ -205,8 +216,15 @@ class Daemon:
             if notifier is not None:
                 notifier.ready(self.status_line())
 
-    def check_update(self) -> dict[str, Any]:
-        raise CommandRefused("model hosting is not configured (add a [hosting] table)")
+    def _hosting(self, kind: str) -> dict[str, Any]:
+        if self.updates is None:
+            raise CommandRefused("model hosting is not configured (add a [hosting] table)")
+        return self.updates.request(kind)
+
+    def state_changed(self) -> None:
+        """Publish the state now (the update thread's progress, a model change)."""
+        if self.publishers is not None:
+            self.publishers.publish_state(self.state())
 
     # ---- events, state, stats -----------------------------------------------------------------------------------
     def emit(self, event: str, fields: Mapping[str, Any]) -> None:
@@ -320,7 +338,17 @@ class Daemon:
     # ---- what start() builds (used by startup.py) -----------------------------------------------------------------
     def build_model(self) -> ModelBundle:
         config = self.config
-        bundle = self._bundle or load_bundle(config.model, roi=roi_of(config))
+
+        def bundled() -> ModelBundle:
+            return self._bundle or load_bundle(config.model, roi=roi_of(config))
+
+        if config.hosting is not None:
+            from edged.app.updates import Updates  # python-tuf is imported only when hosting is configured
+
+            self.updates = Updates(self, config.hosting)
+            bundle = self.updates.startup_bundle(bundled)
+        else:
+            bundle = bundled()
         for name in config.publisher.entity_labels():  # Home Assistant entities for labels it never reports
             try:
                 known_label_index(name, bundle.spec, "publisher.labels")

@@ -42,6 +42,7 @@ from edged.publish.base import Publisher, create_publisher
 
 if TYPE_CHECKING:
     from edged.app.daemon import Daemon
+    from edged.hosting.store import InstalledVersion
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,17 @@ class ReloadPlan:
         return bool(self.under("publisher"))
 
 
+#: [hosting] keys that name another repository or model: the installed versions and the verified metadata belong
+#: to the old ones, so a change needs a restart (as does adding or removing the table: the update thread).
+FIXED_HOSTING_KEYS: Mapping[str, str] = {
+    "hosting.name": "the installed versions are versions of the model it names",
+    "hosting.trusted_root": "the verified metadata in state_dir was bootstrapped from it",
+}
+#: [model] keys a hosted version takes from the device's own table (hardware choices); the rest of [model]
+#: describes the bundled model, which a running hosted version does not use.
+HOSTED_DEVICE_KEYS = frozenset({"accelerator", "device", "num_threads"})
+
+
 def plan_reload(old: AppConfig, new: AppConfig) -> ReloadPlan:
     changed = tuple(changed_keys(old, new))
     refused: dict[str, str] = {}
@@ -104,6 +116,10 @@ def plan_reload(old: AppConfig, new: AppConfig) -> ReloadPlan:
         top = key.split(".")[0]
         if top in FIXED_KEYS:
             refused[top] = FIXED_KEYS[top]
+        elif key == "hosting":
+            refused[key] = "adding or removing [hosting] starts or stops the update thread"
+        elif key in FIXED_HOSTING_KEYS:
+            refused[key] = FIXED_HOSTING_KEYS[key]
         elif top not in LIVE_TABLES and top not in ("model", "camera", "publisher"):
             refused[top] = "edged cannot apply it to a running daemon yet"
     return ReloadPlan(changed, refused)
@@ -115,6 +131,8 @@ class Prepared:
 
     bundle: ModelBundle | None = None
     bundle_reason: str = ""
+    replaces: ModelBundle | None = None  # the bundle running when `bundle` was prepared
+    model_note: str = ""  # why [model] changes were not applied to the running model (a hosted version runs)
     capture: CaptureWorker | None = None
     publisher: Publisher | None = None
     publisher_started: bool = False
@@ -139,28 +157,57 @@ def _file_sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def prepare_model(daemon: Daemon, new: AppConfig, plan: ReloadPlan) -> tuple[ModelBundle | None, str]:
-    """The model part of a reload: (a new bundle, loaded, checked and warmed up off the hot path, and why), or
-    (None, "") when the running model stays. A failed load raises ModelError and changes nothing.
+def _running_hosted(daemon: Daemon) -> InstalledVersion | None:
+    """The hosted version the running bundle is, or None (the bundled model runs, or no [hosting])."""
+    updates, models = daemon.updates, daemon.models
+    if updates is None or models is None:
+        return None
+    installed = updates.store.current()
+    if installed is None or models.current.info.sha256 not in installed.files.values():
+        return None
+    return installed
 
-    This is the one place a reload decides about the model. With model hosting, the running bundle may be a hosted
-    version while [model] path is only the bundled fallback: route this through the hosting logic there.
+
+def prepare_model(daemon: Daemon, new: AppConfig, plan: ReloadPlan) -> tuple[ModelBundle | None, str, str]:
+    """The model part of a reload: (a new bundle, loaded, checked and warmed up off the hot path, why, "") or
+    (None, "", a note) when the running model stays. A failed load raises EdgedError and changes nothing.
+
+    While a hosted version runs, [model] path, labels, decoder and the like describe the bundled fallback only:
+    they are not applied to it (they apply when the device falls back); the device's hardware keys (accelerator,
+    device, num_threads) are, by loading the same hosted version again with them.
     """
     assert daemon.models is not None
     current = daemon.models.current
+    hosted = _running_hosted(daemon)
+    if hosted is not None:
+        hardware = [key for key in plan.model_keys if key.removeprefix("model.") in HOSTED_DEVICE_KEYS]
+        others = [key for key in plan.model_keys if key not in hardware]
+        note = (
+            f"{', '.join(others)}: the bundled model's settings; hosted version {hosted.version} keeps running "
+            "(they apply if the device falls back to the bundled model)"
+            if others
+            else ""
+        )
+        if not hardware:
+            return None, "", note
+        from edged.app.hosted import hosted_model_config, hosted_settings  # python-tuf only with [hosting]
+
+        bundle = load_bundle(hosted_model_config(new.model, hosted), version=str(hosted.version))
+        bundle.settings = hosted_settings(hosted)
+        return bundle, f"reload: {', '.join(hardware)} changed (hosted version {hosted.version})", note
     if plan.model_keys:
         reason = "reload: " + ", ".join(plan.model_keys) + " changed"
     elif _file_sha256(Path(current.info.source)) not in (current.info.sha256, None):
         reason = f"reload: {current.info.source} changed on disk"
     else:
-        return None, ""
-    return load_bundle(new.model, roi=roi_of(new)), reason
+        return None, "", ""
+    return load_bundle(new.model, roi=roi_of(new)), reason, ""
 
 
 def _check_against_model(bundle: ModelBundle, new: AppConfig, text: str, origin: str) -> None:
     """Labels named in the new config must be the model's: refused now rather than failing every frame."""
     try:
-        decode_params(bundle.spec, new.model)
+        decode_params(bundle.spec, new.model.model_copy(update=bundle.settings) if bundle.settings else new.model)
         for name in new.publisher.entity_labels():
             known_label_index(name, bundle.spec, "publisher.labels")
     except EdgedError as exc:
@@ -206,14 +253,15 @@ def reload_config(daemon: Daemon) -> dict[str, Any]:
     plan = plan_reload(old, new)
     if plan.refused:
         lines = [
-            f"{path}:{line_of(text, (key,)) or '?'}: {key}: cannot change while edged runs ({why}); restart edged "
-            "(systemctl restart edged) to change it"
+            f"{path}:{line_of(text, tuple(key.split('.'))) or '?'}: {key}: cannot change while edged runs ({why}); "
+            "restart edged (systemctl restart edged) to change it"
             for key, why in plan.refused.items()
         ]
         _refuse(daemon, "; ".join(lines), lines)
     prepared = Prepared()
     try:
-        prepared.bundle, prepared.bundle_reason = prepare_model(daemon, new, plan)
+        prepared.replaces = daemon.models.current
+        prepared.bundle, prepared.bundle_reason, prepared.model_note = prepare_model(daemon, new, plan)
         _check_against_model(prepared.bundle or daemon.models.current, new, text, str(path))
         if plan.camera:
             prepared.capture = daemon.capture.open(new.camera, retry=daemon.retry_source)
@@ -275,7 +323,10 @@ def _commit(daemon: Daemon, new: AppConfig, plan: ReloadPlan, prepared: Prepared
     try:
         with between_frames(daemon):
             daemon.apply_settings(new)
-            if prepared.bundle is not None:
+            if prepared.bundle is not None and daemon.models.current is not prepared.replaces:
+                prepared.model_note = "the model changed meanwhile (a hosted update), so it was not replaced"
+                prepared.bundle.close()  # built for a model that no longer runs
+            elif prepared.bundle is not None:
                 daemon.models.activate(prepared.bundle, prepared.bundle_reason)
                 replaced.append("model")
     except CommandRefused as exc:
@@ -292,4 +343,10 @@ def _commit(daemon: Daemon, new: AppConfig, plan: ReloadPlan, prepared: Prepared
         replaced.append("camera")
     if plan.under("log_level") or plan.under("logging"):
         logs.apply_config(new.log_level, new.logging.format, new.logging.levels)
-    return {"replaced": replaced, "moved_results": moved}
+    if plan.under("hosting") and daemon.updates is not None and new.hosting is not None:
+        daemon.updates.retune(new.hosting)
+    result: dict[str, Any] = {"replaced": replaced, "moved_results": moved}
+    if prepared.model_note:
+        log.info("reload: %s", prepared.model_note)
+        result["note"] = prepared.model_note
+    return result

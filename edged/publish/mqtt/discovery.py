@@ -42,8 +42,10 @@ def discovery_messages(
     version: str,
     task: str | None,
     model: str | None,
+    hosting: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Every discovery config message: (topic, payload), to be published retained."""
+    """Every discovery config message: (topic, payload), to be published retained. With `hosting` (a [hosting]
+    table is configured) the model's version is an update entity, with an Install button."""
     node = node_id(device_id)
     common: dict[str, Any] = {
         "availability": [{"topic": topics.availability, "payload_available": ONLINE,
@@ -70,6 +72,11 @@ def discovery_messages(
         entity("button", "take_snapshot", {"name": "Take snapshot", "command_topic": topics.command("snapshot"),
                                            "payload_press": "{}", "icon": "mdi:camera"}),
     ]  # fmt: skip
+    if hosting:
+        messages.append(entity("update", "model_update", {
+            "name": "Model", "state_topic": topics.update, "command_topic": topics.command("install_update"),
+            "payload_install": "{}", "entity_category": "config", "icon": "mdi:brain",
+        }))  # fmt: skip
     counting = task != "classification"
     for label in config.labels:
         key = slug(label)
@@ -90,3 +97,27 @@ def discovery_messages(
 def tracked_label_topics(config: MqttPublisherConfig) -> bool:
     """labels/<label> topics are published when asked for, and whenever discovery entities read them."""
     return config.label_topics or (config.homeassistant and bool(config.labels))
+
+
+#: Home Assistant shows at most this much of a release summary.
+RELEASE_SUMMARY_MAX = 255
+
+
+def update_payload(hosting: dict[str, Any], model: dict[str, Any] | None) -> dict[str, Any]:
+    """The <prefix>/update message (Home Assistant's MQTT update entity state) from the state's `hosting` part.
+
+    `in_progress` and `update_percentage` are read by Home Assistant 2024.11 and later; earlier versions ignore them.
+    """
+    current = hosting.get("current_version")
+    installed = str(current) if current is not None else "bundled"
+    available = hosting.get("available_version")
+    busy = hosting.get("state") in ("downloading", "validating")
+    progress = hosting.get("progress")
+    return {
+        "installed_version": installed,
+        "latest_version": str(available) if available is not None else installed,
+        "title": f"{hosting.get('name') or (model or {}).get('name') or 'model'} ({hosting.get('channel', 'stable')})",
+        "release_summary": str(hosting.get("available_notes") or "")[:RELEASE_SUMMARY_MAX],
+        "in_progress": busy,
+        "update_percentage": progress if busy and progress is not None else None,
+    }

@@ -33,7 +33,7 @@ from edged.publish.mqtt.connection import (
     read_password,
     tls_context,
 )
-from edged.publish.mqtt.discovery import discovery_messages, tracked_label_topics
+from edged.publish.mqtt.discovery import discovery_messages, tracked_label_topics, update_payload
 from edged.publish.mqtt.jobs import JobQueue
 from edged.publish.mqtt.modes import LabelTracker, ModeFilter
 from edged.publish.mqtt.outbox import Outbox
@@ -218,6 +218,10 @@ class MqttPublisher:
     def publish_state(self, state: dict[str, Any]) -> None:
         if self._sender is not None:
             self._sender.put(self.topics.state, _json(state), qos=1, retain=True)
+            hosting = state.get("hosting")
+            if isinstance(hosting, dict):
+                payload = update_payload(hosting, state.get("model"))
+                self._sender.put(self.topics.update, _json(payload), qos=1, retain=True)
 
     def publish_event(self, event: dict[str, Any]) -> None:
         if self._sender is not None:
@@ -347,8 +351,9 @@ class MqttPublisher:
         state = self._control.state()
         model = state.get("model") or {}
         messages = discovery_messages(
-            self.config, self.topics, self.device_id, __version__, state.get("task"), model.get("name")
-        )
+            self.config, self.topics, self.device_id, __version__, state.get("task"), model.get("name"),
+            hosting="hosting" in state,
+        )  # fmt: skip
         for topic, payload in messages:
             self._sender.put(topic, _json(payload), qos=1, retain=True)
 
