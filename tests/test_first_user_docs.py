@@ -99,7 +99,13 @@ ELSEWHERE: list[tuple[re.Pattern[str], str]] = [
      "tests/test_hosting_repository.py and test_hosting_client.py run these commands on real repositories and hosts"),
     (re.compile(r"^(aws s3|gcloud storage) "), "uploads to the user's own cloud bucket (needs their account)"),
     (re.compile(r"^(for \w+ in .*; do|done)$"), "the shell loop around the hosting commands of a migration"),
+    (re.compile(r"^(sudo )?(/opt/edged/bin/)?edged service install "), "tests/test_service_install.py (staging root)"),
+    (re.compile(r"^(sudo )?(/opt/edged/bin/)?edged check-config "), "tests/test_check_config.py"),
+    (re.compile(r"^(sudo )?(/opt/edged/bin/)?edged doctor\b"), "tests/test_doctor.py"),
+    (re.compile(r"^sudoedit /etc/edged/config\.toml"), "the user edits the config (the install test does it its way)"),
 ]  # fmt: skip
+#: Whole documents whose shell lines need hardware this machine does not have.
+ELSEWHERE_DOCS = {"raspberry-pi.md": "a Raspberry Pi's own setup: its packages, camera, Coral and udev"}
 
 
 def how_checked(block: Block, command: str) -> str | None:
@@ -107,6 +113,8 @@ def how_checked(block: Block, command: str) -> str | None:
         return "tests/test_first_user_install.py runs the README's install lines"
     if re.match(r"^mosquitto_(sub|pub) ", command):
         return "run below against a real broker and edged"
+    if block.doc.name in ELSEWHERE_DOCS:
+        return ELSEWHERE_DOCS[block.doc.name]
     return next((why for pattern, why in ELSEWHERE if pattern.match(command)), None)
 
 

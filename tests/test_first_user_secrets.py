@@ -73,7 +73,8 @@ def test_a_credential_outside_systemd_says_what_to_add_to_the_unit(tmp_path: Pat
     done = edged_run(config(tmp_path, broker, 'password_file = "%credentials%/mqtt-password"'))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "$CREDENTIALS_DIRECTORY is not set" in done.stderr
-    assert "LoadCredential=mqtt-password:/etc/edged/mqtt-password" in done.stderr
+    assert "LoadCredential=mqtt-password:/etc/edged/credentials/mqtt-password" in done.stderr
+    assert "edged service install --credential mqtt-password=" in done.stderr
 
 
 def test_a_credential_the_unit_does_not_load_is_named(tmp_path: Path, broker: Mosquitto) -> None:
@@ -102,7 +103,7 @@ def test_an_unreadable_password_file_gets_advice_that_works_under_the_unit(tmp_p
     done = edged_run(config(tmp_path, broker, f'password_file = "{secret}"'), as_a_dynamic_user)
     assert done.returncode == 1, done.stderr
     assert f"cannot read {secret} (permission denied)" in done.stderr
-    assert f"LoadCredential=mqtt-password:{secret}" in done.stderr
+    assert f"edged service install --credential mqtt-password={secret}" in done.stderr
     assert 'password_file = "%credentials%/mqtt-password"' in done.stderr
     assert "edged group" not in done.stderr and "chmod 0640" not in done.stderr
 

@@ -21,9 +21,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 #: Advice for a secret the service cannot read, true under the shipped unit (docs/operations.md#secrets).
 USE_A_CREDENTIAL = (
-    "under the shipped unit edged runs as a dynamic user, which cannot read a root-only file: load it as a "
-    "systemd credential instead (`sudo systemctl edit edged`, add LoadCredential={name}:{path} under [Service], and "
-    'set {key} = "%credentials%/{name}"; docs/operations.md#secrets)'
+    "under the shipped unit edged runs as a dynamic user, which cannot read a root-only file: hand it over as a "
+    "systemd credential instead (`sudo edged service install --credential {name}={path}` adds the unit's "
+    'LoadCredential= line) and set {key} = "%credentials%/{name}"; docs/operations.md#secrets'
 )
 
 
@@ -50,18 +50,18 @@ def resolve_credential(path: Path, key: str, environ: Mapping[str, str] = os.env
         raise ConfigError(
             f"{key}: {text!r} is not a credential name: write %credentials%/NAME, NAME as in LoadCredential=NAME:..."
         )
-    load = f"LoadCredential={name}:/etc/edged/{name}"
+    load = f"LoadCredential={name}:/etc/edged/credentials/{name}"
+    tool = f"`sudo edged service install --credential {name}=FILE` adds it"
     directory = environ.get("CREDENTIALS_DIRECTORY", "")
     if not directory:
         raise ConfigError(
             f"{key}: {text} is a systemd credential, but $CREDENTIALS_DIRECTORY is not set: edged is not running "
-            f"under a unit that loads credentials. Add `{load}` to the unit (`sudo systemctl edit edged`), or, "
-            "running edged by hand, give the file's own path"
+            f"under a unit that loads credentials. The unit needs `{load}` ({tool}); running edged by hand, give "
+            "the file's own path"
         )
     found = Path(directory) / name
     if not found.is_file():
         raise ConfigError(
-            f"{key}: the unit loads no credential named {name!r} (nothing at {found}); add `{load}` to it "
-            "(`sudo systemctl edit edged`, under [Service])"
+            f"{key}: the unit loads no credential named {name!r} (nothing at {found}); it needs `{load}` ({tool})"
         )
     return found
