@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,17 +39,3 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def fixture_models() -> Path:
     return MODELS
-
-
-@pytest.fixture(scope="session", autouse=True)
-def private_state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """edged's state files (a watched folder's processed list, ...) go to a temporary folder, not ~/.local/state:
-    systemd's $STATE_DIRECTORY, which edged/statedir.py reads, for this process and every `edged` it starts."""
-    folder = tmp_path_factory.mktemp("state")
-    previous = os.environ.get("STATE_DIRECTORY")
-    os.environ["STATE_DIRECTORY"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("STATE_DIRECTORY", None)
-    else:
-        os.environ["STATE_DIRECTORY"] = previous

@@ -48,7 +48,7 @@ class Interruptible(Protocol):
 
 class KeepsState(Protocol):
     def use_state_dir(self, folder: Path) -> None:
-        """Keep state files in the configured `state_dir` (called before `open()`); else edged/statedir.py's."""
+        """Keep state files in the configured `state_dir` (called before `open()`; without it nothing is kept)."""
         ...
 
 

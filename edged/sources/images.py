@@ -28,7 +28,6 @@ from edged.errors import ImageError, SourceError
 from edged.sources.base import SourcePlugin
 from edged.sources.imagefile import IMAGE_SUFFIXES, read_image
 from edged.sources.processed import FileKey, ProcessedLog, log_path
-from edged.statedir import state_dir
 from edged.types import Frame, ImageArray
 
 log = logging.getLogger(__name__)
@@ -81,14 +80,14 @@ class ImageFolderSource:
         self._last_yield: float | None = None
         self._is_open = False
         self._reported_end = False
-        remember = config.watch and config.move_to is None
-        self._processed = ProcessedLog(log_path(state_dir(), config.path)) if remember else None
+        self._processed: ProcessedLog | None = None  # set by use_state_dir (the daemon's state_dir), watch only
         if config.watch and config.loop:
             log.warning("images: loop is ignored with watch = true (a watched folder never ends)")
 
     def use_state_dir(self, folder: Path) -> None:
-        """The configured `state_dir`: where a watched folder remembers what it has processed."""
-        if self._processed is not None:
+        """The configured `state_dir`: where a watched folder remembers what it has processed (without one, as when
+        the source is used on its own, nothing is kept)."""
+        if self._config.watch and self._config.move_to is None:
             self._processed = ProcessedLog(log_path(folder, self._config.path))
 
     def describe(self) -> str:
