@@ -8,10 +8,11 @@ through `self.threads`; the supervisor (edged/app/supervisor.py) runs the main l
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -38,6 +39,9 @@ from edged.inference.loader import load_bundle
 from edged.publish.base import CommandRequest, Control, NetworkLoop, Publisher, ReplySink, create_publisher
 from edged.results import utc_iso
 from edged.sources.base import FrameSource
+
+if TYPE_CHECKING:
+    from edged.app.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,7 @@ class Daemon:
         self.started_at = time.time()
         self.notifier: SystemdNotifier | None = None
         self.liveness: Liveness | None = None  # set by the supervisor while it runs
+        self.web: WebServer | None = None  # the status page, when [http] is set (edged/app/web/)
         self._register_commands()
         self.events.add_callback(self._forward_event)
 
@@ -169,7 +174,22 @@ class Daemon:
             "accelerator": bundle.accelerator if bundle else None,
             "source": {"id": config.camera.id, "type": config.camera.type, "state": self.stats_counters.source_state},
             "paused": self.paused,
+            **({"page_url": self.page_url()} if config.http is not None else {}),
         }
+
+    def page_url(self) -> str | None:
+        """Where the status page is reached (Home Assistant's configuration_url), when [http] is on."""
+        http = self.config.http
+        return http.page_url(socket.gethostname()) if http is not None else None
+
+    def hosting_state(self) -> dict[str, Any] | None:
+        """Model hosting as the status page and /metrics show it; None while no hosting client runs.
+
+        The hosting integration fills this in (docs/http.md#hosting): `state`, `current_version`,
+        `available_version`, `last_check_at`, `last_error`, and `checks` (outcome → count since start, exported as
+        edged_update_checks_total{outcome}).
+        """
+        return None
 
     def snapshot_jpeg(self, annotated: bool) -> bytes | None:
         last = self.inference.last if self.inference else None
