@@ -8,6 +8,7 @@ through `self.threads`; the supervisor (edged/app/supervisor.py) runs the main l
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import time
@@ -34,7 +35,7 @@ from edged.app.threads import Crash, Threads
 from edged.config.app import AppConfig
 from edged.config.camera import SourceConfig
 from edged.errors import CommandRefused, EdgedError
-from edged.inference.engine import ModelBundle, known_label_index
+from edged.inference.engine import ModelBundle, decode_params, known_label_index
 from edged.inference.loader import load_bundle
 from edged.publish.base import CommandRequest, Control, NetworkLoop, Publisher, ReplySink, create_publisher
 from edged.results import utc_iso
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: A label counts as detected from this score when neither model.threshold nor its label threshold says more.
+DETECTED_AT = 0.5
 PAUSE_WAIT_S = 10.0  # longer than any sane model's invoke; pause() never blocks forever
 
 
@@ -125,6 +128,8 @@ class Daemon:
         register(CommandSpec("state", lambda _: self.state(), summary="what is running"))
         register(CommandSpec("check_update", lambda _: self.check_update(), long=True,
                              summary="look for a newer model version now"))  # fmt: skip
+        register(CommandSpec("set_paused", self._set_paused, {"paused": bool},
+                             summary="pause (true) or resume (false): Home Assistant's switch"))  # fmt: skip
 
     def submit(self, request: CommandRequest, reply: ReplySink) -> None:
         self.dispatcher.submit(request, reply)
@@ -147,6 +152,25 @@ class Daemon:
         self.paused_event.clear()
         self.emit("resumed", {})
         return {"paused": self.paused}
+
+    def _set_paused(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        if "paused" not in args:
+            raise CommandRefused('set_paused needs {"paused": true} or {"paused": false}')
+        return self.pause() if args["paused"] else self.resume()
+
+    def label_thresholds(self) -> dict[str, float]:
+        """Every label the model reports, with the score at which it counts as detected: model.label_thresholds,
+        else model.threshold, else 0.5 (classification reports the top k whatever their score, so a detected
+        label needs a threshold of its own). Labels excluded by the config are left out."""
+        bundle = self.models.current if self.models else None
+        if bundle is None:
+            return {}
+        params = decode_params(bundle.spec, self.config.model)
+        found: dict[str, float] = {}
+        for name, threshold in zip(bundle.spec.labels.names, params.thresholds.tolist(), strict=False):
+            if math.isfinite(threshold):
+                found[name] = threshold if threshold > 0 else DETECTED_AT
+        return found
 
     @property
     def paused(self) -> bool:
