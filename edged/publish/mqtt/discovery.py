@@ -27,7 +27,6 @@ from edged.publish.mqtt.config import MqttPublisherConfig
 from edged.publish.mqtt.labels import OFF, ON
 from edged.publish.mqtt.topics import OFFLINE, ONLINE, Topics, slug
 
-SOURCE_STATES = ["starting", "streaming", "reconnecting", "finished", "failed", "stopped"]
 #: Set by `set_paused`'s switch: JSON objects, as every command payload is.
 SWITCH_ON = '{"paused": false}'
 SWITCH_OFF = '{"paused": true}'
@@ -98,8 +97,7 @@ def entities(config: MqttPublisherConfig, topics: Topics, context: DiscoveryCont
                                        "value_template": "{{ 'paused' if value_json.paused else 'running' }}",
                                        "icon": "mdi:play-pause", "entity_category": "config"}),
         Entity("sensor", "source_state", {"name": "Source state", "state_topic": topics.state,
-                                          "value_template": "{{ value_json.source.state }}", "device_class": "enum",
-                                          "options": SOURCE_STATES, "icon": "mdi:cctv",
+                                          "value_template": "{{ value_json.source.state }}", "icon": "mdi:cctv",
                                           "entity_category": "diagnostic"}),
         Entity("sensor", "output_fps", {"name": "Results per second", "state_topic": topics.stats,
                                         "value_template": "{{ value_json.output_fps }}", "unit_of_measurement": "fps",
