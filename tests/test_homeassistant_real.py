@@ -206,12 +206,18 @@ def test_edged_is_a_native_home_assistant_device(home_assistant: HomeAssistant, 
     assert not errors, errors
 
 
-def test_device_based_discovery_with_a_home_assistant_that_has_it(
-    hass_path: Path, home_assistant: HomeAssistant, edged: Callable[[str], Edged]
-) -> None:
-    if ha_version(hass_path) < (2024, 11):
+@pytest.fixture
+def modern_hass(hass_path: Path) -> Path:
+    version = ha_version(hass_path)
+    if version < (2024, 11):
         pytest.skip("device-based discovery needs Home Assistant 2024.11 or later (Python 3.12); "
-                    f"this tier has {'.'.join(map(str, ha_version(hass_path)))}")  # fmt: skip
+                    f"this tier has {'.'.join(map(str, version))}")  # fmt: skip
+    return hass_path
+
+
+def test_device_based_discovery_with_a_home_assistant_that_has_it(
+    modern_hass: Path, home_assistant: HomeAssistant, edged: Callable[[str], Edged]
+) -> None:
     hass = home_assistant
     run = edged('discovery_format = "entity"\n')
     run.start()
