@@ -392,3 +392,34 @@ def test_snapshot_commands_are_rate_limited(make_publisher: Any, collector: Coll
     assert "rate limited to one snapshot per 600 s" in answers[2]["error"]
     assert collector.wait_for(lambda _: bool(collector.on(f"{PREFIX}/snapshot")))
     assert len(collector.on(f"{PREFIX}/snapshot")) == 1
+
+
+def test_a_first_snapshot_follows_the_first_result(make_publisher: Any, collector: Collector) -> None:
+    publisher = make_publisher()
+    assert online(collector)
+    publisher.publish_result(result(0, "circle"))
+    assert collector.wait_for(lambda _: bool(collector.on(f"{PREFIX}/snapshot")))
+    assert collector.on(f"{PREFIX}/snapshot")[0].payload[:2] == b"\xff\xd8"
+
+
+def test_per_entity_configs_left_by_an_older_edged_are_migrated_then_cleared(
+    make_publisher: Any, collector: Collector, broker: Mosquitto
+) -> None:
+    """A per-entity config of this device (retained by an older edged) and one of another device: the first is
+    handed over ({"migrate_discovery": true}), replaced by the device config, then cleared; the other is untouched."""
+    old = "homeassistant/sensor/edged_cam1/circle_count/config"
+    other = "homeassistant/sensor/edged_cam2/circle_count/config"
+    for topic in (old, other):
+        collector.publish(topic, json.dumps({"name": "circle count", "state_topic": "x", "unique_id": "u"}), retain=True)
+    make_publisher(labels=["circle"])
+    assert online(collector)
+    device_topic = "homeassistant/device/edged_cam1/config"
+    assert collector.wait_for(lambda _: any(m.payload == b"" for m in collector.on(old)))
+    # after this test's own publication of the old config: migrate, the device config, then the clear
+    sequence = [(m.topic, m.payload[:40]) for m in collector.snapshot() if m.topic in (old, device_topic)][1:]
+    assert sequence[0] == (old, b'{"migrate_discovery":true}'), sequence
+    assert sequence[1][0] == device_topic and sequence[1][1].startswith(b'{"dev":'), sequence
+    assert sequence[2] == (old, b""), sequence
+    with Collector(broker.port, ["homeassistant/#"]) as late:
+        assert late.wait_for(lambda ms: {m.topic for m in ms} >= {device_topic, other})
+        assert old not in {m.topic for m in late.snapshot()}

@@ -19,6 +19,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edged.errors import CommandRefused
 from edged.publish.base import Control, Joinable, Runtime
 from edged.publish.mqtt.commands import MqttCommands, Snapshots
 from edged.publish.mqtt.config import MqttPublisherConfig
@@ -321,8 +322,15 @@ class MqttPublisher:
             self._ha.publish_discovery()
 
     def _first_snapshot(self) -> None:
-        if self._snapshots is not None:
-            self._snapshots.periodic()  # (refused quietly when rate limited or offline)
+        """Home Assistant's image entity gets a picture at once; tried again at a later result when the frame was
+        not there yet (this job can run before the inference thread keeps its newest frame) or was refused."""
+        if self._snapshots is None or self._ha is None:
+            return
+        try:
+            self._snapshots.publish(None)
+        except CommandRefused as exc:
+            log.debug("MQTT: first snapshot not yet: %s", exc)
+            self._ha.first_snapshot_due = True
 
     # ---- drops ---------------------------------------------------------------------------------------------------
     def _log_overflow(self) -> None:
