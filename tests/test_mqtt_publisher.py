@@ -409,8 +409,9 @@ def test_per_entity_configs_left_by_an_older_edged_are_migrated_then_cleared(
     handed over ({"migrate_discovery": true}), replaced by the device config, then cleared; the other is untouched."""
     old = "homeassistant/sensor/edged_cam1/circle_count/config"
     other = "homeassistant/sensor/edged_cam2/circle_count/config"
+    config = json.dumps({"name": "circle count", "state_topic": "x", "unique_id": "u"})
     for topic in (old, other):
-        collector.publish(topic, json.dumps({"name": "circle count", "state_topic": "x", "unique_id": "u"}), retain=True)
+        collector.publish(topic, config, retain=True)
     make_publisher(labels=["circle"])
     assert online(collector)
     device_topic = "homeassistant/device/edged_cam1/config"
