@@ -85,3 +85,18 @@ def test_the_page_url_for_home_assistant() -> None:
     assert HttpConfig(listen="[::1]:9000").page_url("cam") == "http://[::1]:9000/"
     given = HttpConfig(listen="0.0.0.0:80", auth="token", public_url="https://cam.example/")
     assert given.page_url("cam") == "https://cam.example/"
+
+
+def test_viewers_share_one_encoding_per_stream_period() -> None:
+    pictures = Pictures()
+    now = [0.0]
+    cache = JpegCache(pictures, clock=lambda: now[0])
+    pictures.last_frame = object()
+    first = cache.latest(True, max_age_s=0.2)
+    for step in range(3):  # newer frames, but younger than the period: the same JPEG for everyone
+        pictures.last_frame = object()
+        now[0] = 0.05 * (step + 1)
+        assert cache.latest(True, max_age_s=0.2) == first
+    now[0] = 0.2
+    assert cache.latest(True, max_age_s=0.2) != first
+    assert pictures.encodes == 2
