@@ -46,6 +46,7 @@ demo: $(STAMP)
 bench: $(STAMP) $(MP_VENV)/.installed
 	$(BIN)/python tools/bench.py all
 	$(BIN)/python tools/bench_mqtt.py
+	$(BIN)/python tools/bench_http.py all
 
 $(TF_VENV)/.installed:
 	$(PYTHON) -m venv $(TF_VENV)

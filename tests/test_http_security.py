@@ -66,6 +66,8 @@ def test_cross_site_posts_are_refused_even_with_a_valid_session(guarded: tuple[B
     good = {"Cookie": session, "X-Edged-CSRF": csrf}
     attacks = [
         {**good, "Origin": "http://evil.example"},  # a page elsewhere posting with the browser's cookie
+        {**good, "Origin": f"http://127.0.0.1:{client.port + 1}"},  # another port of this host: another origin
+        {**good, "Origin": "null"},  # a sandboxed frame or a file:// page
         {**good, "Sec-Fetch-Site": "cross-site"},
         {**good, "Sec-Fetch-Site": "same-site"},  # another port of this host is another origin
         {"Cookie": session},  # the cookie alone: no CSRF token

@@ -3,6 +3,7 @@
 these machines are shared and noisy. Figures and commands go to docs/performance.md#status-page.
 
     python tools/bench_http.py streams   # inference fps with three live-view clients against none
+    python tools/bench_http.py viewer-cpu  # edged's CPU with three viewers against none, camera in real time
     python tools/bench_http.py metrics   # the CPU cost of scraping /metrics every second
 
 `edged run` runs as a child process, and the viewers and the scraper are other processes (curl), as they would
@@ -131,6 +132,36 @@ def streams(shared: Path, rounds: int, seconds: float, threads: int, limit_rate:
             edged.stop()
 
 
+def viewer_cpu(shared: Path, rounds: int, seconds: float, threads: int) -> None:
+    """edged's own CPU with three viewers against none, the camera in real time (30 fps) so the process is not
+    saturated: what the viewers cost, in a figure the neighbours' load barely moves."""
+    model = shared / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    video = shared / "video" / "cat_pan_1280x720.mp4"
+    camera = f'type = "opencv"\nsource = "{video}"\nloop = true\nrealtime = true\n'
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        edged = EdgedRun(folder, model, camera, threads)
+        pid = edged.process.pid
+        try:
+            extra = []
+            for round_number in range(rounds):
+                cores: dict[int, float] = {}
+                for clients in (0, 3) if round_number % 2 == 0 else (3, 0):
+                    procs = viewers(edged.port, clients, folder, None)
+                    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+                    time.sleep(seconds)
+                    cores[clients] = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+                    for proc in procs:
+                        proc.terminate()
+                        proc.wait(10)
+                extra.append(cores[3] - cores[0])
+                emit({"round": round_number, "cores_none": round(cores[0], 3), "cores_three": round(cores[3], 3)})
+            emit({"benchmark": "viewer-cpu", "median_extra_percent_of_a_core": round(100 * statistics.median(extra), 1),
+                  "extra_percent": [round(100 * v, 1) for v in extra]})  # fmt: skip
+        finally:
+            edged.stop()
+
+
 def metrics(rounds: int, seconds: float) -> None:
     model = ROOT / "tests" / "fixtures" / "models" / "shapes_yolov8_int8.tflite"
     camera = 'type = "synthetic"\nfps = 10\nwidth = 640\nheight = 480\n'
@@ -171,7 +202,7 @@ def metrics(rounds: int, seconds: float) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["streams", "metrics", "all"])
+    parser.add_argument("which", choices=["streams", "viewer-cpu", "metrics", "all"])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -182,6 +213,8 @@ def main() -> int:
         parser.error("curl is needed (apt-get install curl)")
     if args.which in ("streams", "all"):
         streams(args.shared, args.rounds, args.seconds, args.threads, args.limit_rate)
+    if args.which in ("viewer-cpu", "all"):
+        viewer_cpu(args.shared, args.rounds, args.seconds, args.threads)
     if args.which in ("metrics", "all"):
         metrics(args.rounds, args.seconds)
     return 0

@@ -148,9 +148,10 @@ class Guard:
             return f"cross-site request refused (Sec-Fetch-Site: {fetch_site[:32]})"
         origin = str(environ.get("HTTP_ORIGIN", ""))
         if origin:
-            scheme = str(environ.get("wsgi.url_scheme", "http"))
-            expected = f"{scheme}://{environ.get('HTTP_HOST', '')}"
-            if not hmac.compare_digest(origin.lower().encode(), expected.lower().encode()):
+            # host[:port] only: behind a TLS proxy the page is https:// while edged itself is spoken to in http
+            _, _, origin_host = origin.partition("://")
+            expected = str(environ.get("HTTP_HOST", ""))
+            if not origin_host or not hmac.compare_digest(origin_host.lower().encode(), expected.lower().encode()):
                 return f"cross-site request refused (Origin {origin[:80]!r} is not this page)"
         content_type = str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()
         if content_type != "application/json":
