@@ -96,6 +96,9 @@ class BackgroundDaemon:
 
     def __enter__(self) -> BackgroundDaemon:
         self._thread.start()
+        while not self.daemon.started.wait(0.05):  # every part runs before the test talks to the daemon
+            if not self._thread.is_alive():
+                self.join(0)  # start() failed: raise its error
         return self
 
     def __exit__(self, *exc: object) -> None:

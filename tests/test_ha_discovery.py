@@ -167,3 +167,18 @@ def test_top_label_and_score_are_held_and_in_percent() -> None:
     assert top.change(result, 0.0) == {"label": "b", "score": 93}
     assert top.change({"task": "detection", "objects": []}, 0.5) is None
     assert top.change({"task": "detection", "objects": []}, 1.2) == {"label": None, "score": 0}
+
+
+def test_with_hosting_the_model_is_an_update_entity_in_both_formats() -> None:
+    settings = config()
+    topics = Topics.from_config(settings, "cam-1")
+    hosted = DiscoveryContext("cam-1", "0.1.0", "detection", "shapes", None, ("person",), hosting=True)
+    topic, device = device_message(settings, topics, hosted)
+    validate(topic, device)
+    update = device["cmps"]["model_update"]
+    assert update["p"] == "update" and update["command_topic"] == "edged/cam-1/cmd/install_update"
+    assert update["state_topic"] == "edged/cam-1/update"
+    per_entity = dict(entity_messages(settings, topics, hosted))
+    validate("homeassistant/update/edged_cam_1/model_update/config",
+             per_entity["homeassistant/update/edged_cam_1/model_update/config"])  # fmt: skip
+    assert "model_update" not in device_message(settings, topics, context())[1]["cmps"]

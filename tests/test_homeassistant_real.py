@@ -234,9 +234,10 @@ def test_device_based_discovery_with_a_home_assistant_that_has_it(
 HA_SCHEMA_CHECK = """
 import json, sys
 import voluptuous as vol
-from homeassistant.components.mqtt import binary_sensor, button, image, sensor, switch
+from homeassistant.components.mqtt import binary_sensor, button, image, sensor, switch, update
 from homeassistant.components.mqtt.abbreviations import ABBREVIATIONS
-platforms = {"sensor": sensor, "binary_sensor": binary_sensor, "button": button, "image": image, "switch": switch}
+platforms = {"sensor": sensor, "binary_sensor": binary_sensor, "button": button, "image": image, "switch": switch,
+             "update": update}
 problems = []
 for component, key, config in json.load(sys.stdin):
     config = {ABBREVIATIONS.get(k, k): v for k, v in config.items()}
@@ -258,7 +259,9 @@ def test_every_component_passes_home_assistants_own_schemas(hass_path: Path, tas
     Assistant (which drops unknown keys silently: a dropped key is reported here as a failure)."""
     config = MqttPublisherConfig(type="mqtt", device_classes={"person": "presence"})
     topics = Topics.from_config(config, "web-cam")
-    context = DiscoveryContext("web-cam", "0.1.0", task, "shapes", "http://127.0.0.1:8080/", ("person", "car"))
+    context = DiscoveryContext(
+        "web-cam", "0.1.0", task, "shapes", "http://127.0.0.1:8080/", ("person", "car"), hosting=True
+    )
     checks: list[tuple[str, str, dict[str, Any]]] = []
     for topic, payload in entity_messages(config, topics, context):
         _, component, _, key, _ = topic.split("/")
@@ -273,4 +276,4 @@ def test_every_component_passes_home_assistants_own_schemas(hass_path: Path, tas
     assert done.returncode == 0, done.stderr[-3000:]
     problems = json.loads(done.stdout.strip().splitlines()[-1])
     assert not problems, problems
-    assert len(checks) == 2 * (7 + 2 * 2)
+    assert len(checks) == 2 * (7 + 2 * 2 + 1)  # the base entities, two labels, the model's update entity

@@ -42,6 +42,7 @@ from edged.results import utc_iso
 from edged.sources.base import FrameSource
 
 if TYPE_CHECKING:
+    from edged.app.updates import Updates
     from edged.app.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class Daemon:
         self.publishers: PublisherHolder | None = None
         self.inference: InferenceWorker | None = None
         self._inference_thread: threading.Thread | None = None
+        self.update_thread: threading.Thread | None = None
+        self.started = threading.Event()  # set once start() has finished: every part runs
         self._publisher = publisher
         self._source = source
         self._bundle = bundle
@@ -109,6 +112,7 @@ class Daemon:
         self.started_at = time.time()
         self.notifier: SystemdNotifier | None = None
         self.liveness: Liveness | None = None  # set by the supervisor while it runs
+        self.updates: Updates | None = None  # model hosting, when [hosting] is configured
         self.web: WebServer | None = None  # the status page, when [http] is set (edged/app/web/)
         self._register_commands()
         self.events.add_callback(self._forward_event)
@@ -126,8 +130,12 @@ class Daemon:
                              summary="publish the newest frame as a JPEG"))  # fmt: skip
         register(CommandSpec("stats", lambda _: self.stats(), summary="the stats of the current window"))
         register(CommandSpec("state", lambda _: self.state(), summary="what is running"))
-        register(CommandSpec("check_update", lambda _: self.check_update(), long=True,
+        register(CommandSpec("check_update", lambda _: self._hosting("check"), long=True,
                              summary="look for a newer model version now"))  # fmt: skip
+        register(CommandSpec("install_update", lambda _: self._hosting("install"), long=True,
+                             summary="install the available version (with auto_install = false)"))  # fmt: skip
+        register(CommandSpec("rollback", lambda _: self._hosting("rollback"), long=True,
+                             summary="go back to the previous model version, pinned until a newer one"))  # fmt: skip
         register(CommandSpec("set_paused", self._set_paused, {"paused": bool},
                              summary="pause (true) or resume (false): Home Assistant's switch"))  # fmt: skip
 
@@ -198,6 +206,7 @@ class Daemon:
             "accelerator": bundle.accelerator if bundle else None,
             "source": {"id": config.camera.id, "type": config.camera.type, "state": self.stats_counters.source_state},
             "paused": self.paused,
+            **({"hosting": self.updates.snapshot()} if self.updates is not None else {}),
             **({"page_url": self.page_url()} if config.http is not None else {}),
         }
 
@@ -207,13 +216,11 @@ class Daemon:
         return http.page_url(socket.gethostname()) if http is not None else None
 
     def hosting_state(self) -> dict[str, Any] | None:
-        """Model hosting as the status page and /metrics show it; None while no hosting client runs.
-
-        The hosting integration fills this in (docs/http.md#hosting): `state`, `current_version`,
-        `available_version`, `last_check_at`, `last_error`, and `checks` (outcome → count since start, exported as
-        edged_update_checks_total{outcome}).
-        """
-        return None
+        """Model hosting as the status page and /metrics show it (docs/http.md#model-hosting-on-the-page); None
+        without [hosting]: the state's `hosting` part, plus `checks` (outcome → count since start)."""
+        if self.updates is None:
+            return None
+        return {**self.updates.snapshot(), "checks": dict(self.updates.checks)}
 
     def snapshot_jpeg(self, annotated: bool) -> bytes | None:
         last = self.inference.last if self.inference else None
@@ -230,8 +237,15 @@ class Daemon:
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         return encoded.tobytes() if ok else None
 
-    def check_update(self) -> dict[str, Any]:
-        raise CommandRefused("model hosting is not configured (add a [hosting] table)")
+    def _hosting(self, kind: str) -> dict[str, Any]:
+        if self.updates is None:
+            raise CommandRefused("model hosting is not configured (add a [hosting] table)")
+        return self.updates.request(kind)
+
+    def state_changed(self) -> None:
+        """Publish the state now (the update thread's progress, a model change)."""
+        if self.publishers is not None:
+            self.publishers.publish_state(self.state())
 
     # ---- events, state, stats -----------------------------------------------------------------------------------
     def emit(self, event: str, fields: Mapping[str, Any]) -> None:
@@ -345,7 +359,17 @@ class Daemon:
     # ---- what start() builds (used by startup.py) -----------------------------------------------------------------
     def build_model(self) -> ModelBundle:
         config = self.config
-        bundle = self._bundle or load_bundle(config.model, roi=roi_of(config))
+
+        def bundled() -> ModelBundle:
+            return self._bundle or load_bundle(config.model, roi=roi_of(config))
+
+        if config.hosting is not None:
+            from edged.app.updates import Updates  # python-tuf is imported only when hosting is configured
+
+            self.updates = Updates(self, config.hosting)
+            bundle = self.updates.startup_bundle(bundled)
+        else:
+            bundle = bundled()
         for name in config.publisher.entity_labels():  # Home Assistant entities for labels it never reports
             try:
                 known_label_index(name, bundle.spec, "publisher.labels")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edged.app.events import Broadcast
+from edged.app.faults import model_fault_from_environment
 from edged.app.holders import ConfigRef, ModelHolder, PublisherHolder
 from edged.app.mailbox import LatestFrameMailbox
 from edged.app.stats import Stats
@@ -71,6 +72,7 @@ class InferenceWorker:
         self._params: DecodeParams | None = None
         self._roi: Roi = FULL_FRAME
         self._seen_dropped = 0
+        self._fault = model_fault_from_environment()  # TEST-ONLY fault injection; None on a real device
 
     def stuck_for(self, now: float) -> float:
         """Seconds spent on the frame in flight (0 between frames): how a hung invoke() is noticed."""
@@ -115,7 +117,8 @@ class InferenceWorker:
     def _derive(self, config: AppConfig, bundle: ModelBundle) -> DecodeParams:
         key = (self.settings.generation, id(bundle))
         if self._derived_for != key or self._params is None:
-            self._params = decode_params(bundle.spec, config.model)
+            model = config.model.model_copy(update=bundle.settings) if bundle.settings else config.model
+            self._params = decode_params(bundle.spec, model)
             self._roi = roi_of(config)
             self._derived_for = key
         return self._params
@@ -125,6 +128,8 @@ class InferenceWorker:
         with self.models.using() as bundle:  # read once: a swap takes effect at the next frame
             try:
                 params = self._derive(config, bundle)
+                if self._fault is not None:
+                    self._fault.arm(bundle)
                 prediction = bundle.predict(frame.image, frame.color, roi=self._roi, params=params)
             except (EdgedError, RuntimeError, ValueError) as exc:
                 self.stats.inference_failed()

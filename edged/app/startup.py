@@ -69,6 +69,17 @@ def _start(daemon: Daemon, undo: list[Callable[[], None]]) -> None:
     daemon.start_inference()
     undo.append(lambda: _stop_threads(daemon))
     daemon.capture.start(worker)
+    if daemon.updates is not None:
+        updates = daemon.updates
+        thread = daemon.threads.spawn("edged-updates", updates.run)
+        daemon.update_thread = thread
+
+        def stop_updates() -> None:
+            updates.stop()
+            thread.join(2.0)
+
+        undo.append(stop_updates)
+    daemon.started.set()
 
 
 def _stop_threads(daemon: Daemon) -> None:
@@ -94,6 +105,8 @@ def shutdown_daemon(daemon: Daemon, forced: threading.Event) -> int:
     """Stop capture, finish the frame in flight, flush the publisher, all within shutdown_timeout_s."""
     deadline = time.monotonic() + daemon.config.pipeline.shutdown_timeout_s
     daemon.request_stop()  # no-op when a reason was given already
+    if daemon.updates is not None:
+        daemon.updates.stop()
     code = daemon.stop_code
     reason = daemon.stop_reason or "stop requested"
     capture_stopped = daemon.capture.stop(max(0.0, min(SLICE_S, deadline - time.monotonic())))
@@ -132,6 +145,9 @@ def shutdown_daemon(daemon: Daemon, forced: threading.Event) -> int:
             code = EXIT_ERROR
         publisher.stop()
     daemon.dispatcher.stop()
+    update_thread = daemon.update_thread
+    if update_thread is not None:
+        _wait(lambda: not update_thread.is_alive(), update_thread.join, max(deadline, time.monotonic() + 1.0), forced)
     if daemon.models is not None and (thread is None or not thread.is_alive()):
         daemon.models.close()
     if daemon.capture.outcome == "failed":

@@ -98,6 +98,7 @@ class StartupDecision:
     in_probation: bool
     rolled_back: str | None = None
     notes: tuple[str, ...] = ()
+    left_version: int | None = None  # the version rolled back from, when rolled_back
 
 
 @dataclass
@@ -298,6 +299,13 @@ class Store:
         self.prune()
 
     @os_errors_as_hosting("updating the installed model versions")
+    def stopped_cleanly(self) -> None:
+        """The daemon stops on purpose: a trial in progress is not a crash, so the next start does not count it."""
+        if self.state.trial is not None and not self.state.trial.stopped_cleanly:
+            self.state.trial.stopped_cleanly = True
+            self._save()
+
+    @os_errors_as_hosting("updating the installed model versions")
     def block(self, sha256: str, version: int, reason: str) -> None:
         self.state.blocked[sha256] = Blocked(version=version, reason=reason)
         self._save()
@@ -371,7 +379,11 @@ class Store:
         notes = self.recover().notes
         trial = self.state.trial
         rolled_back: str | None = None
-        if trial is not None:
+        left: int | None = None
+        if trial is not None and trial.stopped_cleanly:
+            trial.stopped_cleanly = False  # a stop on purpose: the trial goes on, and this start does not count
+            self._save()
+        elif trial is not None:
             trial.unfinished_starts += 1
             if trial.unfinished_starts >= GIVE_UP_AFTER_STARTS:
                 reason = (
@@ -380,7 +392,7 @@ class Store:
                 )
                 if trial.phase == "probation" and self.state.current and self.state.current.version == trial.version:
                     self.rollback(reason)
-                    rolled_back = reason
+                    rolled_back, left = reason, trial.version
                 else:
                     self.state.blocked[trial.sha256] = Blocked(version=trial.version, reason=reason)
                     self.state.trial = None
@@ -388,4 +400,4 @@ class Store:
             self._save()
         trial = self.state.trial
         in_probation = trial is not None and trial.phase == "probation"
-        return StartupDecision(self.current(), in_probation, rolled_back, tuple(notes))
+        return StartupDecision(self.current(), in_probation, rolled_back, tuple(notes), left)

@@ -48,6 +48,7 @@ class Trial(_Record):
     phase: Literal["validating", "probation"]
     unfinished_starts: int = 0
     since: str = Field(default_factory=now_text)
+    stopped_cleanly: bool = False  # the daemon was stopped on purpose during the trial: that start does not count
 
 
 class Blocked(_Record):

@@ -90,6 +90,8 @@ class ModelBundle:
         self._plan: InputPlan | None = None
         self._state: list[tuple[int, int, npt.NDArray[Any]]] = []
         self.closed = False
+        #: A hosted version's own [model] settings (thresholds, label filters) over the device's live [model] table.
+        self.settings: dict[str, Any] = {}
         self.reset_state()
         self._decode = self._decoder()
 

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from edged.config.model import edgetpu_device_problem
@@ -100,6 +101,30 @@ def load_edgetpu_delegate(device: str = "", loader: DelegateLoader | None = None
             "Install the Edge TPU runtime (libedgetpu1-std from the Coral apt repository), plug in the "
             "accelerator, and give the service access to it (udev rules / the 'plugdev' group)"
         ) from exc
+
+
+#: USB ids of the Coral USB Accelerator, before (Global Unichip) and after (Google) its firmware is loaded.
+EDGETPU_USB_IDS = {("1a6e", "089a"), ("18d1", "9302")}
+
+
+def edgetpu_present(sysfs: Path = Path("/sys/bus/usb/devices"), dev: Path = Path("/dev")) -> bool:
+    """An Edge TPU runtime and at least one Edge TPU are there (a PCIe /dev/apex_N or a USB Coral); creates no
+    delegate. Enumerates devices the way pycoral's list_edge_tpus() finds them, without pycoral."""
+    try:
+        ctypes.CDLL(EDGETPU_LIBRARY)
+    except OSError:
+        return False
+    if any(dev.glob("apex_*")):
+        return True
+    for vendor_file in sysfs.glob("*/idVendor"):
+        try:
+            vendor = vendor_file.read_text().strip()
+            product = (vendor_file.parent / "idProduct").read_text().strip()
+        except OSError:
+            continue
+        if (vendor, product) in EDGETPU_USB_IDS:
+            return True
+    return False
 
 
 def default_threads() -> int:

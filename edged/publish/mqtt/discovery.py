@@ -53,6 +53,7 @@ class DiscoveryContext:
     model: str | None
     page_url: str | None = None
     labels: tuple[str, ...] = ()  # the labels that get entities (see tracked_labels)
+    hosting: bool = False  # a [hosting] table is configured: the model's version is an update entity
 
 
 def tracked_labels(config: MqttPublisherConfig, model_labels: list[str]) -> list[str] | None:
@@ -124,9 +125,13 @@ def entities(config: MqttPublisherConfig, topics: Topics, context: DiscoveryCont
 
 
 def hosting_entities(config: MqttPublisherConfig, topics: Topics, context: DiscoveryContext) -> list[Entity]:
-    """The place for model hosting's `update` entity (the hosting integration adds it here, with its
-    state topic and the install_update command); none until then."""
-    return []
+    """Model hosting's entities: the model's version as an update entity, with an Install button."""
+    if not context.hosting:
+        return []
+    return [Entity("update", "model_update", {
+        "name": "Model", "state_topic": topics.update, "command_topic": topics.command("install_update"),
+        "payload_install": "{}", "entity_category": "config", "icon": "mdi:brain",
+    })]  # fmt: skip
 
 
 def entity_topic(config: MqttPublisherConfig, node: str, entity: Entity) -> str:
@@ -218,3 +223,27 @@ def discovery_filters(config: MqttPublisherConfig, device_id: str) -> list[str]:
     """Subscriptions that find every retained discovery config edged published for this device before."""
     node = node_id(device_id)
     return [f"{config.discovery_prefix}/+/{node}/+/config", f"{config.discovery_prefix}/device/{node}/config"]
+
+
+#: Home Assistant shows at most this much of a release summary.
+RELEASE_SUMMARY_MAX = 255
+
+
+def update_payload(hosting: dict[str, Any], model: dict[str, Any] | None) -> dict[str, Any]:
+    """The <prefix>/update message (Home Assistant's MQTT update entity state) from the state's `hosting` part.
+
+    `in_progress` and `update_percentage` are read by Home Assistant 2024.11 and later; earlier versions ignore them.
+    """
+    current = hosting.get("current_version")
+    installed = str(current) if current is not None else "bundled"
+    available = hosting.get("available_version")
+    busy = hosting.get("state") in ("downloading", "validating")
+    progress = hosting.get("progress")
+    return {
+        "installed_version": installed,
+        "latest_version": str(available) if available is not None else installed,
+        "title": f"{hosting.get('name') or (model or {}).get('name') or 'model'} ({hosting.get('channel', 'stable')})",
+        "release_summary": str(hosting.get("available_notes") or "")[:RELEASE_SUMMARY_MAX],
+        "in_progress": busy,
+        "update_percentage": progress if busy and progress is not None else None,
+    }

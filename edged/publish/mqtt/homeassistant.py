@@ -95,7 +95,7 @@ class HomeAssistantLink:
         state = self._control.state()
         model = state.get("model") or {}
         return DiscoveryContext(self.device_id, __version__, state.get("task"), model.get("name"),
-                                state.get("page_url"), tuple(self.labels or ()))  # fmt: skip
+                                state.get("page_url"), tuple(self.labels or ()), "hosting" in state)  # fmt: skip
 
     def after_connect(self, client: Subscriber) -> None:
         """Find what edged left retained before, then publish the discovery and clear what is stale."""

@@ -31,6 +31,7 @@ from edged.publish.mqtt.connection import (
     describe_refusal,
     read_password,
 )
+from edged.publish.mqtt.discovery import update_payload
 from edged.publish.mqtt.homeassistant import HomeAssistantLink
 from edged.publish.mqtt.jobs import JobQueue
 from edged.publish.mqtt.modes import ModeFilter
@@ -192,6 +193,10 @@ class MqttPublisher:
     def publish_state(self, state: dict[str, Any]) -> None:
         if self._sender is not None:
             self._sender.put(self.topics.state, _json(state), qos=1, retain=True)
+            hosting = state.get("hosting")
+            if isinstance(hosting, dict):
+                payload = update_payload(hosting, state.get("model"))
+                self._sender.put(self.topics.update, _json(payload), qos=1, retain=True)
 
     def publish_event(self, event: dict[str, Any]) -> None:
         if self._sender is not None:

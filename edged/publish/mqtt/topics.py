@@ -61,6 +61,11 @@ class Topics:
         return self._under("snapshot")
 
     @property
+    def update(self) -> str:
+        """Model hosting, in the shape of Home Assistant's MQTT update entity (retained)."""
+        return self._under("update")
+
+    @property
     def command_filter(self) -> str:
         """The subscription that receives every command (replies are one level deeper, so not matched)."""
         return self._under("cmd/+")
