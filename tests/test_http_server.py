@@ -53,7 +53,17 @@ def test_state_stats_and_recent_results(running: tuple[BackgroundDaemon, Recordi
     daemon_part = {k: v for k, v in body.items() if k not in ("publisher", "hosting", "commands", "health")}
     jsonschema.validate(daemon_part, schema("state.schema.json"))
     assert body["model"]["name"] == "shapes_yolov8_int8" and body["source"]["state"] == "streaming"
-    assert body["commands"] == ["pause", "resume", "snapshot", "stats", "state", "check_update", "set_paused"]
+    assert body["commands"] == [
+        "pause",
+        "resume",
+        "snapshot",
+        "stats",
+        "state",
+        "check_update",
+        "install_update",
+        "rollback",
+        "set_paused",
+    ]
     assert body["publisher"] == {"type": "recording", "link": None} or body["publisher"]["link"] is None
     assert body["hosting"] is None and body["health"]["status"] == "ok"
     assert body["page_url"] == f"http://127.0.0.1:{client.port}/"
