@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const session = { csrf: null, canWrite: false, auth: "none" };
 let commands = [];
 let paused = false;
+let hosted = false;  // a [hosting] table is configured: Install / Roll back make sense
 
 function text(id, value) {
   const node = $(id);
@@ -41,8 +42,10 @@ function showState(state) {
   paused = state.paused;
   $("paused-badge").hidden = !paused;
   const health = $("health");
-  health.textContent = state.health.status === "ok" ? state.health.reason : `unhealthy: ${state.health.reason}`;
-  health.className = `badge ${state.health.status === "ok" ? "ok" : "bad"}`;
+  const ok = state.health.status === "ok";
+  health.textContent = ok ? (state.health.reason === "paused" ? "healthy" : state.health.reason)
+    : `unhealthy: ${state.health.reason}`;
+  health.className = `badge ${ok ? "ok" : "bad"}`;
   const publisher = state.publisher;
   if (publisher.link) {
     text("broker", `${publisher.type}: ${publisher.link.connected ? "connected" : "disconnected"}, ` +
@@ -59,6 +62,7 @@ function showState(state) {
   text("last-check", hosting ? hosting.last_check_at : null);
   text("last-error", hosting ? hosting.last_error : null);
   commands = state.commands;
+  hosted = Boolean(hosting);
   updateButtons();
 }
 
@@ -132,8 +136,11 @@ function startLiveView() {
 function updateButtons() {
   for (const button of document.querySelectorAll("button[data-command]")) {
     const name = button.dataset.command;
-    const known = commands.includes(name);
-    if (name === "install_update" || name === "rollback") button.hidden = !known;
+    let known = commands.includes(name);
+    if (name === "install_update" || name === "rollback") {
+      known = known && hosted;
+      button.hidden = !known;
+    }
     let enabled = session.canWrite && known;
     if (name === "pause") enabled = enabled && !paused;
     if (name === "resume") enabled = enabled && paused;
