@@ -4,6 +4,7 @@ on long responses, the page URL Home Assistant links to."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from edged.app.web.health import HealthCheck, Sample
 from edged.app.web.streams import JpegCache, Released, Slots
@@ -100,3 +101,46 @@ def test_viewers_share_one_encoding_per_stream_period() -> None:
     now[0] = 0.2
     assert cache.latest(True, max_age_s=0.2) != first
     assert pictures.encodes == 2
+
+
+class Observed:
+    """What the metrics collector reads, as plain values (the collector's rendering on its own)."""
+
+    def __init__(self) -> None:
+        from edged.app.stats import Stats
+
+        self.stats = Stats()
+        self.stats.result({"inference": 4.0, "preprocess": 0.5, "decode": 0.2, "capture_to_publish": 30.0})
+
+    def cumulative(self) -> dict[str, Any]:
+        return self.stats.cumulative()
+
+    def state(self) -> dict[str, Any]:
+        return {"paused": False, "model": {"name": "m", "version": "3", "sha256": "ab"}, "task": "detection",
+                "accelerator": "cpu", "edged_version": "0.1.0"}  # fmt: skip
+
+    def link_stats(self) -> dict[str, Any]:
+        return {"connected": True, "connects": 2, "buffered": 7, "in_flight": 1, "delivered": 40, "skipped_by_mode": 3,
+                "dropped_overflow": 5, "dropped_expired": 1, "dropped_other": 0}  # fmt: skip
+
+    def hosting_state(self) -> dict[str, Any]:
+        return {"state": "idle", "checks": {"up_to_date": 4, "available": 1, "failed": 2}}
+
+
+def test_metrics_render_the_link_and_the_update_checks() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edged.app.web.metrics import build_registry, exposition
+
+    text = exposition(build_registry(Observed())).decode()
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+    assert found[("edged_update_checks_total", (("outcome", "failed"),))] == 2
+    assert found[("edged_update_checks_total", (("outcome", "up_to_date"),))] == 4
+    assert found[("edged_publish_failures_total", (("reason", "overflow"),))] == 5
+    assert found[("edged_mqtt_buffered_results", ())] == 7 and found[("edged_mqtt_connects_total", ())] == 2
+    assert found[("edged_inference_seconds_bucket", (("le", "0.005"),))] == 1
+    assert found[("edged_inference_seconds_bucket", (("le", "0.0025"),))] == 0
+    assert found[("edged_capture_to_publish_seconds_sum", ())] == 0.03
+    assert found[("edged_model_info", (("accelerator", "cpu"), ("name", "m"), ("sha256", "ab"), ("task", "detection"),
+                                       ("version", "3")))] == 1  # fmt: skip
