@@ -272,7 +272,10 @@ class CaptureSide:
 
     def restart(self, camera: SourceConfig, timeout_s: float, source: FrameSource | None = None) -> None:
         """Replace the camera: the new one is opened first, so a permanent error leaves the old one running."""
-        worker = self.open(camera, source)
+        self.replace(self.open(camera, source), timeout_s)
+
+    def replace(self, worker: CaptureWorker, timeout_s: float) -> None:
+        """Stop the running camera and start `worker` (from `open`, so its source is already open)."""
         if not self.stop(timeout_s):
             log.error("the old capture thread is still stuck in %s; starting the new camera anyway",
                       self.worker.source.describe() if self.worker else "?")  # fmt: skip

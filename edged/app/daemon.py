@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -83,8 +84,10 @@ class Daemon:
         source: FrameSource | None = None,
         bundle: ModelBundle | None = None,
         retry_source: bool = True,
+        config_path: Path | None = None,
     ) -> None:
         self.settings = ConfigRef(config)
+        self.config_path = config_path  # what a reload re-reads (None: an embedded daemon, nothing to reload)
         self.stop_event = threading.Event()
         self.paused_event = threading.Event()
         self.stats_counters = Stats()
@@ -136,6 +139,8 @@ class Daemon:
                              summary="install the available version (with auto_install = false)"))  # fmt: skip
         register(CommandSpec("rollback", lambda _: self._hosting("rollback"), long=True,
                              summary="go back to the previous model version, pinned until a newer one"))  # fmt: skip
+        register(CommandSpec("reload", lambda _: self.reload(), long=True,
+                             summary="re-read the config file and apply it (as SIGHUP does)"))  # fmt: skip
         register(CommandSpec("set_paused", self._set_paused, {"paused": bool},
                              summary="pause (true) or resume (false): Home Assistant's switch"))  # fmt: skip
 
@@ -237,6 +242,20 @@ class Daemon:
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         return encoded.tobytes() if ok else None
 
+    def reload(self) -> dict[str, Any]:
+        """Re-read the config file and apply what changed (edged/app/reload.py); systemd sees RELOADING=1, then
+        READY=1 whatever the outcome (a refused reload leaves the previous config running)."""
+        from edged.app.reload import reload_config
+
+        notifier = self.notifier
+        if notifier is not None:
+            notifier.reloading()
+        try:
+            return reload_config(self)
+        finally:
+            if notifier is not None:
+                notifier.ready(self.status_line())
+
     def _hosting(self, kind: str) -> dict[str, Any]:
         if self.updates is None:
             raise CommandRefused("model hosting is not configured (add a [hosting] table)")
@@ -256,7 +275,7 @@ class Daemon:
         if publishers is None:
             return
         publishers.publish_event(event)
-        if event["event"] in ("source_state", "paused", "resumed", "model_changed"):
+        if event["event"] in ("source_state", "paused", "resumed", "model_changed", "config_reloaded"):
             publishers.publish_state(self.state())
 
     def _source_state(self, state: str, detail: str) -> None:

@@ -104,13 +104,31 @@ class PublisherHolder:
     def swap(self, publisher: Publisher, runtime: Runtime) -> int:
         """Start `publisher`, move the old one's backlog into it in order, stop the old one. Returns the backlog."""
         publisher.start(runtime)
+        old, moved = self.switch(publisher)
+        self.retire(old)
+        return moved
+
+    def retire(self, old: Publisher) -> None:
+        """Stop a publisher that `switch` replaced. It says goodbye (MQTT: a retained `offline`), which may land on
+        the topic the current one uses (the same broker): the current one then announces itself again."""
+        old.stop()
+        reannounce = getattr(self._publisher, "reannounce", None)
+        if callable(reannounce):
+            reannounce()
+
+    def switch(self, publisher: Publisher) -> tuple[Publisher, int]:
+        """Make the started `publisher` current and hand it the old one's backlog, in order, between two results.
+
+        Returns the old publisher (still running: the caller stops it) and how many results moved. A reload does
+        the start and the stop itself, so that this step, the only one that must happen between two frames, is
+        quick.
+        """
         with self._lock:
             old = self._publisher
             backlog = old.take_backlog()
             for result in backlog:
                 publisher.publish_result(result)
             self._publisher = publisher
-        old.stop()
         if backlog:
             log.info("handed %d undelivered result(s) to the new publisher", len(backlog))
-        return len(backlog)
+        return old, len(backlog)

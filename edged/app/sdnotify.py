@@ -1,4 +1,5 @@
-"""systemd's notify protocol: READY once the pipeline runs, STATUS lines, STOPPING, and watchdog keep-alives.
+"""systemd's notify protocol: READY once the pipeline runs, RELOADING then READY around a reload, STATUS lines,
+STOPPING, and watchdog keep-alives.
 
 Under `Type=notify` systemd reports edged as started only once the model is loaded and the threads run, and with
 `WatchdogSec=` it restarts edged when the keep-alives stop. The daemon sends them only while the inference
@@ -14,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,12 @@ class SystemdNotifier:
 
     def status(self, status: str) -> None:
         self._send(f"STATUS={status}")
+
+    def reloading(self, status: str = "reloading the configuration") -> None:
+        """The start of a reload (the `Type=notify-reload` protocol; systemd 252 honours it under Type=notify too):
+        systemd shows the unit as reloading until the next READY=1. MONOTONIC_USEC is CLOCK_MONOTONIC now, which
+        lets systemd tell this reload from an older one."""
+        self._send(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}\nSTATUS={status}")
 
     def stopping(self) -> None:
         self._send("STOPPING=1")

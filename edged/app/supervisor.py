@@ -1,6 +1,7 @@
 """The supervisor: the daemon's main loop. Signal handlers only set flags; this loop acts on them, reports stats
 on a timer, feeds systemd's watchdog while the pipeline makes progress, and turns what happened into the exit
-status (uvicorn's handle_<signal> habit):
+status (uvicorn's handle_<signal> habit). SIGHUP (`systemctl reload`) only sets a flag too: the loop hands a
+`reload` command to the daemon's dispatcher, which re-reads the config file (edged/app/reload.py).
 
 - 0: a clean stop, or a finite source (a file, a folder) finished;
 - 1: an error: the source failed for good, a worker thread died of a bug, results could not be delivered within
@@ -30,6 +31,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_FORCED = 130
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 class Supervisor:
@@ -38,6 +40,8 @@ class Supervisor:
         self.notifier = notifier
         self.forced = threading.Event()
         self.signals_received = 0
+        self.reload_requested = False
+        self.reloads_submitted = 0
         self._previous_handlers: dict[int, object] = {}
 
     # ---- signals: flags only ---------------------------------------------------------------------------------
@@ -47,6 +51,7 @@ class Supervisor:
             return
         for sig in STOP_SIGNALS:
             self._previous_handlers[sig] = signal.signal(sig, self._handle_stop_signal)
+        self._previous_handlers[RELOAD_SIGNAL] = signal.signal(RELOAD_SIGNAL, self._handle_reload_signal)
 
     def restore_signal_handlers(self) -> None:
         for sig, handler in self._previous_handlers.items():
@@ -63,6 +68,17 @@ class Supervisor:
             self.forced.set()
             self.daemon.stop_event.set()
 
+    def _handle_reload_signal(self, signum: int, _: FrameType | None) -> None:
+        self.reload_requested = True  # several SIGHUPs before the loop looks are one reload
+
+    def _submit_reload(self) -> None:
+        from edged.publish.base import CommandRequest
+
+        self.reload_requested = False
+        self.reloads_submitted += 1
+        log.info("SIGHUP received: reloading the configuration")
+        self.daemon.submit(CommandRequest("reload", b"{}", origin="signal"), lambda reply: None)
+
     # ---- the loop ------------------------------------------------------------------------------------------
     def run(self) -> int:
         """Supervise until the daemon should stop, then shut it down; returns the exit status."""
@@ -71,19 +87,25 @@ class Supervisor:
         liveness = Liveness(self.notifier, daemon.inference, daemon.emit)
         daemon.liveness = liveness
         self.notifier.ready(daemon.status_line())
-        interval = daemon.settings.current.pipeline.stats_interval_s
-        next_stats = time.monotonic() + interval
+        generation = daemon.settings.generation
+        last_stats = time.monotonic()
+        next_stats = last_stats + daemon.settings.current.pipeline.stats_interval_s
         try:
             while not daemon.stop_event.is_set():
                 if not self._pipeline_goes_on():
                     break
+                if self.reload_requested:
+                    self._submit_reload()
                 daemon.stop_event.wait(min(0.5, max(0.0, next_stats - time.monotonic())))
                 now = time.monotonic()
                 liveness.tick(now)
+                if daemon.settings.generation != generation:  # a reload may have changed stats_interval_s
+                    generation = daemon.settings.generation
+                    next_stats = last_stats + daemon.settings.current.pipeline.stats_interval_s
                 if now >= next_stats:
                     self.notifier.status(daemon.report_stats())
-                    interval = daemon.settings.current.pipeline.stats_interval_s
-                    next_stats = max(next_stats + interval, now)
+                    last_stats = now
+                    next_stats = max(next_stats + daemon.settings.current.pipeline.stats_interval_s, now)
             if self.forced.is_set():
                 return self._forced()
             self.notifier.stopping()

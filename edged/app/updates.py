@@ -49,7 +49,7 @@ class Stopping(HostingError):
 
 @dataclasses.dataclass
 class Request:
-    kind: str  # "check" | "install" | "rollback"
+    kind: str  # "check" | "install" | "rollback"; "wake", "retune" (a reload) from the daemon itself
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -158,6 +158,17 @@ class Updates:
             raise CommandRefused(request.error)
         return request.result or {}
 
+    def retune(self, hosting: HostingConfig) -> None:
+        """New [hosting] settings from a reload (the same repository, name and root): the next check uses them
+        (URL, channel, pin, limits: the client is rebuilt), and the check schedule restarts with the new interval."""
+        with self._lock:
+            self.hosting = hosting
+            self.activator.hosting = hosting
+            self.store.keep_versions = hosting.keep_versions
+            self.client = None
+            self.status.update(channel=hosting.channel, auto_install=hosting.auto_install)
+        self._requests.put(Request("retune"))
+
     # ---- the thread ----------------------------------------------------------------------------------------------
     def stop(self) -> None:
         """Ask the thread to end (a download in progress is abandoned at its next chunk)."""
@@ -184,7 +195,9 @@ class Updates:
                 break
             self.activator.watch_probation()
             self._activate_when_window_opens()
-            if request is not None and request.kind != "wake":
+            if request is not None and request.kind == "retune":
+                next_at = self._schedule_next()
+            elif request is not None and request.kind != "wake":
                 self._handle(request)
             elif time.monotonic() >= next_at:
                 self._check(install=self.hosting.auto_install)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from edged import logs
 from edged.config.model import ModelConfig
 from edged.errors import ConfigError
 
@@ -47,3 +48,12 @@ _OPTION_KEYS = {
     "labels": "labels", "top_k": "top_k", "threshold": "threshold", "accelerator": "accelerator",
     "device": "device", "threads": "num_threads", "decoder": "decoder",
 }  # fmt: skip
+
+
+def add_log_format_option(parser: argparse.ArgumentParser, default: object) -> None:
+    """--log-format, on `edged` itself and on `edged run` (where people look for it)."""
+    parser.add_argument(
+        "--log-format", choices=logs.FORMATS, default=default, metavar="FORMAT",
+        help="log lines as text, journal (syslog priorities, no timestamps) or json; default auto: journal "
+        "under systemd, else text ([logging] format)",
+    )  # fmt: skip

@@ -29,6 +29,7 @@ from edged.config.camera import SourceConfig
 from edged.config.errors import describe_errors, read_config_text
 from edged.config.hosting import HostingConfig
 from edged.config.http import HttpConfig
+from edged.config.logs import LoggingConfig
 from edged.config.model import ModelConfig
 from edged.config.pipeline import PipelineConfig
 from edged.config.publisher import PublisherConfig
@@ -96,6 +97,7 @@ PublisherTable = Annotated[SerializeAsAny[PublisherConfig], WrapValidator(_publi
 class AppConfig(Table):
     device_id: str = Field(default_factory=default_device_id, description="Names this device in topics and ids.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     model: ModelConfig
     camera: CameraTable
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)

@@ -116,6 +116,19 @@ class Publisher(Protocol):
     def stop(self) -> None: ...
 
 
+class Reconfigurable(Protocol):
+    """Optional publisher methods a reload uses (looked up with getattr; a publisher may have neither)."""
+
+    def reconfigure(self, config: PublisherConfig) -> bool:
+        """Apply `config` in place and return True, or return False (and change nothing) when it needs a new
+        publisher (another broker, other credentials, ...)."""
+        ...
+
+    def preflight(self) -> None:
+        """Raise (PublishError) for what would make `start` fail, without starting anything."""
+        ...
+
+
 @dataclass(frozen=True)
 class PublisherPlugin:
     """A registry entry: the `type` name, its config model, and how to build the publisher."""

@@ -96,6 +96,13 @@ class StdoutPublisher:
                     self._reader_gone()
         return True
 
+    def reconfigure(self, config: PublisherConfig) -> bool:
+        """Every key of this publisher applies live (a reload): what is printed from the next line on."""
+        if not isinstance(config, StdoutPublisherConfig):
+            return False
+        self.config = config
+        return True
+
     def take_backlog(self) -> list[dict[str, Any]]:
         return []  # every line is written before publish_result returns
 

@@ -24,12 +24,16 @@ class ModeFilter:
     """Decides, result by result, whether it goes to <prefix>/results."""
 
     def __init__(self, config: MqttPublisherConfig) -> None:
+        self._last_at: float | None = None
+        self._last_signature: Signature | None = None
+        self.retune(config)
+
+    def retune(self, config: MqttPublisherConfig) -> None:
+        """New mode and rates (a reload), keeping what was last published: the next decision follows on."""
         self.mode = config.mode
         self.min_interval_s = config.min_interval_s
         self.heartbeat_s = config.heartbeat_s
         self.interval_s = config.interval_s
-        self._last_at: float | None = None
-        self._last_signature: Signature | None = None
 
     def accept(self, result: dict[str, Any], now: float) -> bool:
         if self.mode == "every":

@@ -19,6 +19,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edged.config.publisher import PublisherConfig
 from edged.errors import CommandRefused
 from edged.publish.base import Control, Joinable, Runtime
 from edged.publish.mqtt.commands import MqttCommands, Snapshots
@@ -30,6 +31,7 @@ from edged.publish.mqtt.connection import (
     describe_early_close,
     describe_refusal,
     read_password,
+    tls_context,
 )
 from edged.publish.mqtt.discovery import update_payload
 from edged.publish.mqtt.homeassistant import HomeAssistantLink
@@ -42,6 +44,8 @@ from edged.results import utc_iso
 
 log = logging.getLogger(__name__)
 
+#: Keys a running publisher takes on a reload without reconnecting: which results go out, and at what QoS.
+LIVE_KEYS = frozenset({"mode", "min_interval_s", "heartbeat_s", "interval_s", "qos"})
 #: Least time between two "buffer full" warnings in the log (the drops are counted in between).
 _DROP_LOG_INTERVAL_S = 30.0
 
@@ -154,6 +158,32 @@ class MqttPublisher:
         if queued or in_flight:
             log.warning("MQTT: %d message(s) were not delivered before the stop (broker unreachable)",
                         queued + in_flight)  # fmt: skip
+
+    def preflight(self) -> None:
+        """Raise PublishError now for what would make `start` fail (the password, the TLS files), without
+        connecting: a reload checks this before it stops the publisher this one replaces."""
+        read_password(self.config)
+        if self.config.uses_tls:
+            tls_context(self.config)
+
+    def reannounce(self) -> None:
+        """Say `online` again: after a publisher it replaced said `offline` on the same topic (a reload that changed
+        a setting on the same broker), the last retained availability must be this one's."""
+        sender = self._sender
+        if sender is not None and sender.is_connected and not self._stopping:
+            sender.send_now(self.topics.availability, ONLINE.encode(), qos=1, retain=True)
+
+    def reconfigure(self, config: PublisherConfig) -> bool:
+        """Take `config` without reconnecting when only which results go out (mode, rates, QoS) changed; False
+        when anything else differs (broker, TLS, credentials, topics, ...): then the daemon starts a new publisher."""
+        if not isinstance(config, MqttPublisherConfig):
+            return False
+        changed = {key for key in MqttPublisherConfig.model_fields if getattr(config, key) != getattr(self.config, key)}
+        if not changed <= LIVE_KEYS:
+            return False
+        self._filter.retune(config)
+        self.config = config
+        return True
 
     def take_backlog(self) -> list[dict[str, Any]]:
         """The results not yet acknowledged by this broker, oldest first (for a swap to another publisher)."""
