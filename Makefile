@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 TF_VENV ?= .venv-tools
 MP_VENV ?= .venv-mediapipe
 MEDIAPIPE ?= mediapipe==1.2.3
+HA_VENV ?= .venv-ha
+# the newest Home Assistant for Python 3.11; it answers HTTP 500 until josepy<2 is installed (hass_nabucasa → acme)
+HOMEASSISTANT ?= homeassistant==2024.3.3
 PYTEST_ARGS ?=
 ONLY ?=
 
-.PHONY: help venv mediapipe-venv test lint demo bench fixtures clean
+.PHONY: help venv mediapipe-venv ha-venv test lint demo bench fixtures clean
 
 help:
 	@echo "make demo      run edged on a synthetic camera with the project's demo model"
@@ -19,6 +22,7 @@ help:
 	@echo "make fixtures  regenerate tests/fixtures/models (installs tensorflow-cpu in $(TF_VENV));"
 	@echo "               ONLY='a.tflite b.tflite' builds just those"
 	@echo "make mediapipe-venv  MediaPipe Tasks in $(MP_VENV), the reference peer of the conformance tier and bench"
+	@echo "make ha-venv   a real Home Assistant Core in $(HA_VENV) for tests/test_homeassistant_real.py"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +46,7 @@ demo: $(STAMP)
 bench: $(STAMP) $(MP_VENV)/.installed
 	$(BIN)/python tools/bench.py all
 	$(BIN)/python tools/bench_mqtt.py
+	$(BIN)/python tools/bench_http.py all
 
 $(TF_VENV)/.installed:
 	$(PYTHON) -m venv $(TF_VENV)
@@ -62,5 +67,18 @@ $(MP_VENV)/.installed:
 
 mediapipe-venv: $(MP_VENV)/.installed
 
+# Home Assistant Core in its own venv (its pins would fight edged's): the real-HA test tier runs it as `hass`.
+# The integrations' requirements are installed here, pinned by HA's constraints, because the test runs --skip-pip.
+$(HA_VENV)/.installed:
+	$(PYTHON) -m venv $(HA_VENV)
+	$(HA_VENV)/bin/pip install --quiet --upgrade pip
+	$(HA_VENV)/bin/pip install --quiet '$(HOMEASSISTANT)' 'josepy<2'
+	$(HA_VENV)/bin/python tools/ha_requirements.py > $(HA_VENV)/requirements.txt
+	$(HA_VENV)/bin/pip install --quiet -r $(HA_VENV)/requirements.txt \
+	    -c $$($(HA_VENV)/bin/python -c 'import homeassistant, pathlib; print(pathlib.Path(homeassistant.__file__).parent / "package_constraints.txt")') 'josepy<2'
+	touch $@
+
+ha-venv: $(HA_VENV)/.installed
+
 clean:
-	rm -rf $(VENV) $(TF_VENV) $(MP_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TF_VENV) $(MP_VENV) $(HA_VENV) .pytest_cache .mypy_cache .ruff_cache

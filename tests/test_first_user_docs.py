@@ -90,7 +90,7 @@ def readme_install_block() -> Block:
 #: How each shell line is checked when it is not run by this file: (pattern, where or why).
 ELSEWHERE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^make (demo|test)\b"), "the test suite and the demo themselves"),
-    (re.compile(r"^\.venv/bin/python tools/bench(_mqtt)?\.py\b"), "benchmarks (make bench), figures in performance.md"),
+    (re.compile(r"^\.venv/bin/python tools/bench(_\w+)?\.py\b"), "benchmarks (make bench), figures in performance.md"),
     (re.compile(r"^(sudo systemctl |journalctl -u edged|sudo install -D -m 644 systemd/edged\.service )"),
      "changes the host's systemd: tests/test_systemd_unit.py checks the unit itself"),
     (re.compile(r"^sudo install -m 600 /dev/null /etc/edged/"), "a root-only secret: see test_first_user_secrets"),
@@ -103,6 +103,8 @@ ELSEWHERE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^(sudo )?(/opt/edged/bin/)?edged check-config "), "tests/test_check_config.py"),
     (re.compile(r"^(sudo )?(/opt/edged/bin/)?edged doctor\b"), "tests/test_doctor.py"),
     (re.compile(r"^sudoedit /etc/edged/config\.toml"), "the user edits the config (the install test does it its way)"),
+    (re.compile(r"^curl -s\S* (-\S+ \S+ )*(-X POST .*)?localhost:8080/"),
+     "the status page's API (docs/http.md): tests/test_http_server.py requests every endpoint"),
 ]  # fmt: skip
 #: Whole documents whose shell lines need hardware this machine does not have.
 ELSEWHERE_DOCS = {"raspberry-pi.md": "a Raspberry Pi's own setup: its packages, camera, Coral and udev"}
@@ -124,7 +126,7 @@ def test_every_shell_line_is_accounted_for() -> None:
 
 
 def test_the_snapshot_example_writes_the_jpeg_and_nothing_after_it() -> None:
-    lines = [c for b in shell_blocks() for c in b.commands() if "snapshot.jpg" in c]
+    lines = [c for b in shell_blocks() for c in b.commands() if c.startswith("mosquitto_sub") and "snapshot.jpg" in c]
     assert lines and all(" -N " in line for line in lines), lines
 
 

@@ -330,15 +330,17 @@ def test_home_assistant_sees_the_model_as_an_update_entity_with_an_install_butto
         text = json_free_config(served, repo, tmp_path / "state", "").replace("[hosting]", mqtt + "[hosting]")
         config = parse_config(text + "auto_install = false\n")
         topic = "edged/dev-1/update"
-        entity = "homeassistant/update/edged_dev-1/model_update/config"
+        entity = "homeassistant/device/edged_dev-1/config"  # device-based discovery: the entity is in `cmps`
         with Collector(broker.port, ["edged/#", "homeassistant/#"]) as collector:
             daemon = Daemon(config)
             runner = threading.Thread(target=lambda: daemon.run(handle_signals=False))
             runner.start()
             try:
                 assert collector.wait_for(lambda ms: any(m.topic == entity for m in ms))
-                discovery = collector.on(entity)[-1].json()
-                jsonschema.validate(discovery, {**definitions, "$ref": "#/$defs/update", "anyOf": [{}]})
+                device = collector.on(entity)[-1].json()
+                jsonschema.validate(device, {**definitions, "$ref": "#/$defs/device", "anyOf": [{}]})
+                discovery = device["cmps"]["model_update"]
+                assert discovery["p"] == "update" and discovery["state_topic"] == topic
                 assert discovery["command_topic"] == "edged/dev-1/cmd/install_update"
                 collector.publish("edged/dev-1/cmd/check_update", "{}")
                 assert collector.wait_for(lambda ms: any(m.json().get("latest_version") == "1"

@@ -21,8 +21,7 @@ from edged.errors import ConfigError, PublishError
 from edged.publish.base import CommandRequest
 from edged.publish.mqtt.config import MqttPublisherConfig
 from edged.publish.mqtt.connection import describe_connect_error, describe_early_close, read_password, tls_context
-from edged.publish.mqtt.discovery import discovery_messages
-from edged.publish.mqtt.modes import LabelTracker, ModeFilter, signature
+from edged.publish.mqtt.modes import ModeFilter, signature
 from edged.publish.mqtt.outbox import Message, Outbox
 from edged.publish.mqtt.publisher import MqttPublisher
 from edged.publish.mqtt.sender import Sender
@@ -287,19 +286,6 @@ def test_interval_mode() -> None:
     assert [mode.accept(detection(), now) for now in (0, 1, 4.9, 5, 6, 10.5)] == [True, False, False, True, False, True]
 
 
-def test_label_tracker_publishes_changes_only() -> None:
-    tracker = LabelTracker(["person", "car"])
-    assert tracker.changes(detection("person", "person")) == [("person", "2"), ("car", "0")]
-    assert tracker.changes(detection("person", "person", "dog")) == []
-    assert tracker.changes(detection()) == [("person", "0")]
-    seen = LabelTracker([])
-    assert seen.changes(classification("cat", 0.876)) == [("cat", "0.88")]
-    assert seen.changes(classification("dog", 0.5)) == [("cat", "0"), ("dog", "0.50")]
-    label_schema = schema("label.schema.json")
-    for _, value in seen.current():
-        jsonschema.validate(value, label_schema)
-
-
 # ---- commands -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "payload", "reason"),
@@ -334,32 +320,6 @@ def test_valid_commands() -> None:
     assert parse(CommandRequest("reboot", b'{"id": 7}'))[1] == 7  # the id is echoed even in a refusal
     refused, request_id, error = parse(CommandRequest("resume", b'{"id": "r2"}', retained=True))
     assert refused is None and request_id == "r2" and error is not None and "retained" in error
-
-
-# ---- Home Assistant discovery ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("task", ["detection", "classification", None])
-def test_discovery_payloads_have_what_home_assistant_requires(task: str | None) -> None:
-    config = mqtt_config(labels=["person", "traffic light"], device_name="Front door")
-    topics = Topics.from_config(config, "cam-1")
-    messages = discovery_messages(config, topics, "cam-1", "0.1.0", task, "shapes")
-    definitions = schema("ha-discovery.schema.json")
-    unique_ids = set()
-    for topic, payload in messages:
-        prefix, component, node, entity, tail = topic.split("/")
-        assert (prefix, node, tail) == ("homeassistant", "edged_cam-1", "config")
-        assert entity.replace("_", "").isalnum()
-        json.loads(json.dumps(payload))
-        jsonschema.validate(payload, {**definitions, "$ref": f"#/$defs/{component}", "anyOf": [{}]})
-        assert payload["availability"][0]["topic"] == "edged/cam-1/availability"
-        assert payload["device"]["identifiers"] == ["edged_cam-1"] and payload["device"]["name"] == "Front door"
-        unique_ids.add(payload["unique_id"])
-    assert len(unique_ids) == len(messages)
-    components = sorted(topic.split("/")[1] for topic, _ in messages)
-    assert components.count("binary_sensor") == 2 and components.count("image") == 1
-    by_entity = {topic.split("/")[3]: payload for topic, payload in messages}
-    assert by_entity["person_detected"]["state_topic"] == "edged/cam-1/labels/person"
-    assert by_entity["snapshot"]["image_topic"] == "edged/cam-1/snapshot"
-    assert ("traffic_light_score" if task == "classification" else "traffic_light_count") in by_entity
 
 
 def test_schemas_are_valid_json_schemas() -> None:

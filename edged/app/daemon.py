@@ -8,6 +8,8 @@ through `self.threads`; the supervisor (edged/app/supervisor.py) runs the main l
 from __future__ import annotations
 
 import logging
+import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +36,7 @@ from edged.app.threads import Crash, Threads
 from edged.config.app import AppConfig
 from edged.config.camera import SourceConfig
 from edged.errors import CommandRefused, EdgedError
-from edged.inference.engine import ModelBundle, known_label_index
+from edged.inference.engine import ModelBundle, decode_params, known_label_index
 from edged.inference.loader import load_bundle
 from edged.publish.base import CommandRequest, Control, NetworkLoop, Publisher, ReplySink, create_publisher
 from edged.results import utc_iso
@@ -42,9 +44,12 @@ from edged.sources.base import FrameSource
 
 if TYPE_CHECKING:
     from edged.app.updates import Updates
+    from edged.app.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
+#: A label counts as detected from this score when neither model.threshold nor its label threshold says more.
+DETECTED_AT = 0.5
 PAUSE_WAIT_S = 10.0  # longer than any sane model's invoke; pause() never blocks forever
 
 
@@ -111,6 +116,7 @@ class Daemon:
         self.notifier: SystemdNotifier | None = None
         self.liveness: Liveness | None = None  # set by the supervisor while it runs
         self.updates: Updates | None = None  # model hosting, when [hosting] is configured
+        self.web: WebServer | None = None  # the status page, when [http] is set (edged/app/web/)
         self._register_commands()
         self.events.add_callback(self._forward_event)
 
@@ -135,6 +141,8 @@ class Daemon:
                              summary="go back to the previous model version, pinned until a newer one"))  # fmt: skip
         register(CommandSpec("reload", lambda _: self.reload(), long=True,
                              summary="re-read the config file and apply it (as SIGHUP does)"))  # fmt: skip
+        register(CommandSpec("set_paused", self._set_paused, {"paused": bool},
+                             summary="pause (true) or resume (false): Home Assistant's switch"))  # fmt: skip
 
     def submit(self, request: CommandRequest, reply: ReplySink) -> None:
         self.dispatcher.submit(request, reply)
@@ -157,6 +165,25 @@ class Daemon:
         self.paused_event.clear()
         self.emit("resumed", {})
         return {"paused": self.paused}
+
+    def _set_paused(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        if "paused" not in args:
+            raise CommandRefused('set_paused needs {"paused": true} or {"paused": false}')
+        return self.pause() if args["paused"] else self.resume()
+
+    def label_thresholds(self) -> dict[str, float]:
+        """Every label the model reports, with the score at which it counts as detected: model.label_thresholds,
+        else model.threshold, else 0.5 (classification reports the top k whatever their score, so a detected
+        label needs a threshold of its own). Labels excluded by the config are left out."""
+        bundle = self.models.current if self.models else None
+        if bundle is None:
+            return {}
+        params = decode_params(bundle.spec, self.config.model)
+        found: dict[str, float] = {}
+        for name, threshold in zip(bundle.spec.labels.names, params.thresholds.tolist(), strict=False):
+            if math.isfinite(threshold):
+                found[name] = threshold if threshold > 0 else DETECTED_AT
+        return found
 
     @property
     def paused(self) -> bool:
@@ -185,7 +212,20 @@ class Daemon:
             "source": {"id": config.camera.id, "type": config.camera.type, "state": self.stats_counters.source_state},
             "paused": self.paused,
             **({"hosting": self.updates.snapshot()} if self.updates is not None else {}),
+            **({"page_url": self.page_url()} if config.http is not None else {}),
         }
+
+    def page_url(self) -> str | None:
+        """Where the status page is reached (Home Assistant's configuration_url), when [http] is on."""
+        http = self.config.http
+        return http.page_url(socket.gethostname()) if http is not None else None
+
+    def hosting_state(self) -> dict[str, Any] | None:
+        """Model hosting as the status page and /metrics show it (docs/http.md#model-hosting-on-the-page); None
+        without [hosting]: the state's `hosting` part, plus `checks` (outcome → count since start)."""
+        if self.updates is None:
+            return None
+        return {**self.updates.snapshot(), "checks": dict(self.updates.checks)}
 
     def snapshot_jpeg(self, annotated: bool) -> bytes | None:
         last = self.inference.last if self.inference else None

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 FIXED_KEYS: Mapping[str, str] = {
     "device_id": "it names the device in MQTT topics and client ids, Home Assistant and rollout buckets",
     "state_dir": "the installed model versions and the crash-safe state file live there",
+    "http": "the status page's server was started with it (address, token, limits)",
 }
 #: Top-level tables read from the current config wherever they are used: a new value applies from the next frame.
 LIVE_TABLES = frozenset({"log_level", "logging", "pipeline", "hosting"})

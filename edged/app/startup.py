@@ -52,6 +52,11 @@ def _start(daemon: Daemon, undo: list[Callable[[], None]]) -> None:
             thread.join(2.0)
 
     undo.append(stop_commands)
+    if config.http is not None:
+        from edged.app.web import start_web  # waitress and prometheus-client only when [http] is on
+
+        daemon.web = start_web(daemon)
+        undo.append(daemon.web.stop)
     publisher.start(daemon.runtime)
     undo.append(publisher.stop)
     worker = daemon.capture.open(config.camera, daemon.given_source, retry=daemon.retry_source)
@@ -138,6 +143,8 @@ def shutdown_daemon(daemon: Daemon, forced: threading.Event) -> int:
             code = EXIT_ERROR
     if forced.is_set():
         return code
+    if daemon.web is not None:
+        daemon.web.stop()
     publishers = daemon.publishers
     if publishers is not None:
         daemon.emit("stopped", {"reason": _public_reason(reason)})

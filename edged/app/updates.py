@@ -78,6 +78,8 @@ class Updates:
         self._resume_probation: InstalledVersion | None = None
         self._last_progress = 0.0
         self._startup_events: list[tuple[str, dict[str, Any]]] = []  # emitted once the publisher runs
+        #: update checks since start, by outcome (the status page's /metrics: edged_update_checks_total{outcome})
+        self.checks: dict[str, int] = {"up_to_date": 0, "available": 0, "failed": 0}
         self.status: dict[str, Any] = {
             "name": hosting.name, "channel": hosting.channel, "auto_install": hosting.auto_install,
             "state": "idle", "current_version": None, "available_version": None, "available_notes": "",
@@ -268,6 +270,7 @@ class Updates:
                 except HostingError as exc:
                     log.error("hosting: %s", exc)
         self._offer = offer
+        self.checks["up_to_date" if offer is None else "available"] += 1
         if offer is None:
             self._set(available_version=None, available_notes="")
             return {"current_version": self._current_version(), "available_version": None,
@@ -284,6 +287,7 @@ class Updates:
 
     def _check_failed(self, exc: HostingError) -> dict[str, Any]:
         self._failures += 1
+        self.checks["failed"] += 1
         delay = next_check_delay(float(self.hosting.interval_s), 0.0, self._failures,
                                  float(self.hosting.retry_max_s), self._rng)  # fmt: skip
         log.warning("hosting: update check failed (%s); keeping the current model, next attempt in about %.0f s",

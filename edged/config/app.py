@@ -28,6 +28,7 @@ from edged.config.base import FilePath, Table
 from edged.config.camera import SourceConfig
 from edged.config.errors import describe_errors, read_config_text
 from edged.config.hosting import HostingConfig
+from edged.config.http import HttpConfig
 from edged.config.logs import LoggingConfig
 from edged.config.model import ModelConfig
 from edged.config.pipeline import PipelineConfig
@@ -105,6 +106,7 @@ class AppConfig(Table):
         default_factory=default_state_dir, description="Hosting's metadata, downloads, versions."
     )
     hosting: HostingConfig | None = None
+    http: HttpConfig | None = None
 
     @field_validator("device_id")
     @classmethod
@@ -119,7 +121,7 @@ def resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     from edged.publish.registry import PUBLISHERS
     from edged.sources.registry import SOURCES
 
-    for key, table_model in (("model", ModelConfig), ("hosting", HostingConfig)):
+    for key, table_model in (("model", ModelConfig), ("hosting", HostingConfig), ("http", HttpConfig)):
         table = data.get(key)
         if isinstance(table, dict):
             table_model.resolve_relative_paths(table, base)

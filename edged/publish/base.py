@@ -41,6 +41,10 @@ class Control(Protocol):
 
     def state(self) -> dict[str, Any]: ...
 
+    def label_thresholds(self) -> dict[str, float]:
+        """Every label the model reports, in its order, with the score at which it counts as detected."""
+        ...
+
     def stats(self) -> dict[str, Any]: ...
 
     def snapshot_jpeg(self, annotated: bool) -> bytes | None:

@@ -47,6 +47,7 @@ class PublisherRuntime:
         register(CommandSpec("stats", lambda _: control.stats()))
         register(CommandSpec("state", lambda _: control.state()))
         register(CommandSpec("check_update", self._check_update, long=True))
+        register(CommandSpec("set_paused", self._set_paused, {"paused": bool}))
         self.threads.spawn("test-commands", self.dispatcher.run_quick)
         self.threads.spawn("test-commands-long", self.dispatcher.run_long)
 
@@ -57,6 +58,9 @@ class PublisherRuntime:
     def _resume(self, _: Mapping[str, Any]) -> dict[str, Any]:
         self._control.resume()
         return {"paused": self._control.paused}
+
+    def _set_paused(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return self._pause(args) if args.get("paused") else self._resume(args)
 
     def _snapshot(self, args: Mapping[str, Any]) -> dict[str, Any]:
         assert self.publisher is not None
@@ -79,6 +83,10 @@ class PublisherRuntime:
 
     def stats(self) -> dict[str, Any]:
         return self._control.stats()
+
+    def label_thresholds(self) -> dict[str, float]:
+        thresholds = getattr(self._control, "label_thresholds", None)
+        return dict(thresholds()) if callable(thresholds) else {}
 
     def snapshot_jpeg(self, annotated: bool) -> bytes | None:
         return self._control.snapshot_jpeg(annotated)

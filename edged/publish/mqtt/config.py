@@ -14,6 +14,12 @@ from edged.config.base import FilePath
 from edged.config.publisher import PublisherConfig
 
 _TOPIC_FORBIDDEN = re.compile(r"[+#\x00]")
+#: Home Assistant's binary_sensor device classes (homeassistant.components.binary_sensor.BinarySensorDeviceClass).
+BINARY_SENSOR_CLASSES = (
+    "battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door", "garage_door", "gas", "heat",
+    "light", "lock", "moisture", "motion", "moving", "occupancy", "opening", "plug", "power", "presence", "problem",
+    "running", "safety", "smoke", "sound", "tamper", "update", "vibration", "window",
+)  # fmt: skip
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -68,6 +74,22 @@ class MqttPublisherConfig(PublisherConfig):
     homeassistant: bool = Field(True, description="Publish Home Assistant MQTT discovery.")
     discovery_prefix: str = Field("homeassistant", min_length=1, description="Home Assistant's discovery prefix.")
     device_name: str | None = Field(None, min_length=1, description="Device name in Home Assistant.")
+    discovery_format: Literal["device", "entity"] = Field(
+        "device", description="'device': one discovery message for the device (Home Assistant 2024.11 or later); "
+        "'entity': one per entity (older Home Assistant)."
+    )  # fmt: skip
+    auto_labels_max: int = Field(
+        20, ge=0, le=1000, description="With `labels` empty, entities for every label of a model with at most this "
+        "many labels; 0 = none."
+    )  # fmt: skip
+    label_hold_s: float = Field(1.0, ge=0, description="Least time between two values of one label's topics.")
+    off_delay_s: float = Field(5.0, ge=0, description="A detected label stays ON this long after it was last seen.")
+    detected_device_class: str | None = Field(
+        "occupancy", description="Home Assistant device class of the '<label> detected' binary sensors."
+    )
+    device_classes: dict[str, str] = Field(
+        default_factory=dict, description="Per-label device classes, overriding detected_device_class."
+    )
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
@@ -108,6 +130,23 @@ class MqttPublisherConfig(PublisherConfig):
                 raise ValueError(f"label {label!r} would take the entity id {clash.pop()} of edged's own sensor")
         return value
 
+    @field_validator("detected_device_class")
+    @classmethod
+    def _device_class(cls, value: str | None) -> str | None:
+        if value is not None and value not in BINARY_SENSOR_CLASSES:
+            raise ValueError(f"{value!r} is not a Home Assistant binary_sensor device class; use one of "
+                             f"{', '.join(BINARY_SENSOR_CLASSES)}")  # fmt: skip
+        return value
+
+    @field_validator("device_classes")
+    @classmethod
+    def _device_classes(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, device_class in value.items():
+            cls._device_class(device_class)
+            if not label.strip():
+                raise ValueError("labels must not be empty")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> MqttPublisherConfig:
         if self.password_file is not None and self.password_env is not None:
@@ -121,7 +160,7 @@ class MqttPublisherConfig(PublisherConfig):
         return self
 
     def entity_labels(self) -> list[str]:
-        return self.labels
+        return [*self.labels, *(label for label in self.device_classes if label not in self.labels)]
 
     @property
     def uses_tls(self) -> bool:

@@ -72,30 +72,3 @@ def label_values(result: dict[str, Any]) -> dict[str, float]:
 
 def format_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
-
-
-class LabelTracker:
-    """The last value published on each labels/<label> topic; yields only the ones that changed.
-
-    With configured labels only those are tracked (a label that is absent reads 0); with none configured,
-    every label seen is tracked, and goes back to 0 when it disappears.
-    """
-
-    def __init__(self, labels: list[str]) -> None:
-        self._fixed = tuple(labels)
-        self._last: dict[str, str] = {}
-
-    def changes(self, result: dict[str, Any]) -> list[tuple[str, str]]:
-        values = label_values(result)
-        names = self._fixed or tuple(dict.fromkeys([*self._last, *values]))
-        changed = []
-        for name in names:
-            text = format_value(values.get(name, 0))
-            if self._last.get(name) != text:
-                self._last[name] = text
-                changed.append((name, text))
-        return changed
-
-    def current(self) -> list[tuple[str, str]]:
-        """Every tracked value, to re-publish after a reconnect."""
-        return list(self._last.items())

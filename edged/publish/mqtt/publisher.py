@@ -19,8 +19,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edged import __version__
 from edged.config.publisher import PublisherConfig
+from edged.errors import CommandRefused
 from edged.publish.base import Control, Joinable, Runtime
 from edged.publish.mqtt.commands import MqttCommands, Snapshots
 from edged.publish.mqtt.config import MqttPublisherConfig
@@ -33,9 +33,10 @@ from edged.publish.mqtt.connection import (
     read_password,
     tls_context,
 )
-from edged.publish.mqtt.discovery import discovery_messages, tracked_label_topics, update_payload
+from edged.publish.mqtt.discovery import update_payload
+from edged.publish.mqtt.homeassistant import HomeAssistantLink
 from edged.publish.mqtt.jobs import JobQueue
-from edged.publish.mqtt.modes import LabelTracker, ModeFilter
+from edged.publish.mqtt.modes import ModeFilter
 from edged.publish.mqtt.outbox import Outbox
 from edged.publish.mqtt.sender import Sender
 from edged.publish.mqtt.takeover import TakeoverWatch
@@ -74,7 +75,7 @@ class MqttPublisher:
         self.topics = Topics.from_config(config, device_id)
         self._clock = clock
         self._filter = ModeFilter(config)
-        self._labels = LabelTracker(config.labels) if tracked_label_topics(config) else None
+        self._ha: HomeAssistantLink | None = None  # labels, top, discovery (set at start: it needs the model)
         self._outbox = Outbox(config.buffer_max_messages, config.buffer_max_age_s)
         self._jobs = JobQueue()
         self._client: mqtt.Client | None = None
@@ -113,6 +114,7 @@ class MqttPublisher:
         self._sender = Sender(client, self._outbox, config.max_inflight, self._clock)
         self._commands = MqttCommands(self.topics, self._sender, control)
         self._snapshots = Snapshots(config, self.topics, self._sender, control, self._clock)
+        self._ha = HomeAssistantLink(config, self.topics, self.device_id, self._sender, control, self._clock)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -199,9 +201,11 @@ class MqttPublisher:
     def publish_result(self, result: dict[str, Any]) -> None:
         sender = self._sender
         assert sender is not None, "start() first"
-        if self._labels is not None:
-            for label, text in self._labels.changes(result):
-                sender.put(self.topics.label(label), text.encode(), qos=1, retain=True)
+        if self._ha is not None:
+            self._ha.on_result(result)
+            if self._ha.first_snapshot_due and sender.is_connected:  # Home Assistant's image entity, at once
+                self._ha.first_snapshot_due = False
+                self._jobs.submit(self._first_snapshot)
         if not self._filter.accept(result, self._clock()):
             self._skipped += 1
             return
@@ -211,7 +215,8 @@ class MqttPublisher:
     def publish_stats(self, stats: dict[str, Any]) -> None:
         if self._sender is None:
             return
-        self._sender.put(self.topics.stats, _json({**stats, "mqtt": self.mqtt_stats()}), qos=1, coalesce=True)
+        # retained, so Home Assistant shows the figures at once after its own restart
+        self._sender.put(self.topics.stats, _json({**stats, "mqtt": self.mqtt_stats()}), qos=1, retain=True)
         if self._control is not None:
             self._publish_state_now()
         if self._sender.is_connected:
@@ -336,6 +341,8 @@ class MqttPublisher:
 
     def _on_message(self, client: mqtt.Client, _: Any, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
+        if self._ha is not None and self._ha.on_message(topic, bytes(message.payload), bool(message.retain)):
+            return
         if topic == self._status_topic:
             if message.payload.strip() == ONLINE.encode():
                 log.info("MQTT: Home Assistant came online; publishing discovery again")
@@ -358,11 +365,10 @@ class MqttPublisher:
     def _after_connect(self) -> None:
         assert self._sender is not None
         self._publish_state_now()
-        if self.config.homeassistant:
-            self._publish_discovery()
-        if self._labels is not None:
-            for label, text in self._labels.current():
-                self._sender.put(self.topics.label(label), text.encode(), qos=1, retain=True)
+        if self._ha is not None:
+            if self.config.homeassistant and self._client is not None:
+                self._ha.after_connect(self._client)
+            self._ha.republish_values()
         self._report_drops()
 
     def _publish_state_now(self) -> None:
@@ -370,15 +376,19 @@ class MqttPublisher:
             self.publish_state(self._control.state())
 
     def _publish_discovery(self) -> None:
-        assert self._sender is not None and self._control is not None
-        state = self._control.state()
-        model = state.get("model") or {}
-        messages = discovery_messages(
-            self.config, self.topics, self.device_id, __version__, state.get("task"), model.get("name"),
-            hosting="hosting" in state,
-        )  # fmt: skip
-        for topic, payload in messages:
-            self._sender.put(topic, _json(payload), qos=1, retain=True)
+        if self._ha is not None:
+            self._ha.publish_discovery()
+
+    def _first_snapshot(self) -> None:
+        """Home Assistant's image entity gets a picture at once; tried again at a later result when the frame was
+        not there yet (this job can run before the inference thread keeps its newest frame) or was refused."""
+        if self._snapshots is None or self._ha is None:
+            return
+        try:
+            self._snapshots.publish(None)
+        except CommandRefused as exc:
+            log.debug("MQTT: first snapshot not yet: %s", exc)
+            self._ha.first_snapshot_due = True
 
     # ---- drops ---------------------------------------------------------------------------------------------------
     def _log_overflow(self) -> None:

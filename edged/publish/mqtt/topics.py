@@ -86,3 +86,15 @@ class Topics:
 
     def label(self, label: str) -> str:
         return self._under(f"labels/{topic_level(label)}")
+
+    def label_detected(self, label: str) -> str:
+        return self._under(f"labels/{topic_level(label)}/detected")
+
+    @property
+    def top(self) -> str:
+        return self._under("top")
+
+    @property
+    def sync(self) -> str:
+        """edged's own marker after it subscribed to its discovery topics (see inventory.py)."""
+        return self._under("sync")
