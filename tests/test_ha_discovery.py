@@ -14,6 +14,7 @@ from edged.publish.mqtt.config import MqttPublisherConfig
 from edged.publish.mqtt.discovery import (
     DiscoveryContext,
     device_message,
+    discovery_filters,
     entities,
     entity_messages,
     plan_cleanup,
@@ -182,3 +183,22 @@ def test_with_hosting_the_model_is_an_update_entity_in_both_formats() -> None:
     validate("homeassistant/update/edged_cam-1/model_update/config",
              per_entity["homeassistant/update/edged_cam-1/model_update/config"])  # fmt: skip
     assert "model_update" not in device_message(settings, topics, context())[1]["cmps"]
+
+
+def test_an_upgraded_device_clears_what_edged_0_1_left_under_its_old_node_id() -> None:
+    """edged 0.1 named the node edged_<slug>, shared by `cam-1` and `Cam_1`: only this device's configs go."""
+    settings = config()
+    topics = Topics.from_config(settings, "cam-1")
+    ours = {"name": "Top label", "unique_id": "edged_cam_1_top_label", "device": {"name": "cam-1"}}
+    theirs = {"name": "Top label", "unique_id": "edged_cam_1_top_label", "device": {"name": "Cam_1"}}
+    old = {
+        "homeassistant/sensor/edged_cam_1/top_label/config": json.dumps(ours).encode(),
+        "homeassistant/binary_sensor/edged_cam_1/person_detected/config": json.dumps(ours).encode(),
+        "homeassistant/sensor/edged_cam_1/other/config": json.dumps(theirs).encode(),
+    }
+    assert "homeassistant/+/edged_cam_1/+/config" in discovery_filters(settings, "cam-1")
+    for settings_format in (settings, config(discovery_format="entity")):
+        plan = plan_cleanup(settings_format, topics, context(), old)
+        assert sorted(plan.clear_before) == ["homeassistant/binary_sensor/edged_cam_1/person_detected/config",
+                                             "homeassistant/sensor/edged_cam_1/top_label/config"]  # fmt: skip
+        assert not (set(plan.migrate) | set(plan.clear_after)) & set(old)

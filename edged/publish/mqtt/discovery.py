@@ -221,10 +221,11 @@ def plan_cleanup(
     clear or remove so Home Assistant ends with exactly the current entities."""
     node = node_id(context.device_id)
     device = device_topic(config, node)
-    live = {topic: payload for topic, payload in retained.items() if payload}
+    legacy = legacy_configs(config, context.device_id, retained)
+    live = {topic: payload for topic, payload in retained.items() if payload and f"/{node}/" in topic}
     if config.discovery_format == "entity":
         current = {topic for topic, _ in entity_messages(config, topics, context)}
-        return Cleanup(clear_before=tuple(sorted(topic for topic in live if topic not in current)))
+        return Cleanup(clear_before=tuple(sorted([*legacy, *(topic for topic in live if topic not in current)])))
     old_entities = tuple(sorted(topic for topic in live if topic != device))
     removed: dict[str, str] = {}
     previous = live.get(device)
@@ -237,13 +238,42 @@ def plan_cleanup(
         if isinstance(components, dict):
             removed = {key: str(value.get("p", "sensor")) for key, value in components.items()
                        if key not in current_keys and isinstance(value, dict) and len(value) > 1}  # fmt: skip
-    return Cleanup(migrate=old_entities, clear_after=old_entities, removed=removed)
+    return Cleanup(clear_before=legacy, migrate=old_entities, clear_after=old_entities, removed=removed)
+
+
+def legacy_node_id(device_id: str) -> str:
+    """The node id edged 0.1 used (`edged_` + the id lower-cased, '-' as '_'), which two ids could share."""
+    return f"edged_{slug(device_id)}"
 
 
 def discovery_filters(config: MqttPublisherConfig, device_id: str) -> list[str]:
-    """Subscriptions that find every retained discovery config edged published for this device before."""
-    node = node_id(device_id)
-    return [f"{config.discovery_prefix}/+/{node}/+/config", f"{config.discovery_prefix}/device/{node}/config"]
+    """Subscriptions that find every retained discovery config edged published for this device before (also under
+    the node id of edged 0.1, so an upgraded device clears what it left there)."""
+    nodes = dict.fromkeys([node_id(device_id), legacy_node_id(device_id)])
+    found = []
+    for node in nodes:
+        found += [f"{config.discovery_prefix}/+/{node}/+/config", f"{config.discovery_prefix}/device/{node}/config"]
+    return found
+
+
+def legacy_configs(config: MqttPublisherConfig, device_id: str, retained: Mapping[str, bytes]) -> tuple[str, ...]:
+    """Per-entity configs this device published under edged 0.1's node id: those whose device is named like this
+    one (another device whose id maps to the same old node has another name, and is left alone)."""
+    legacy = legacy_node_id(device_id)
+    if legacy == node_id(device_id):
+        return ()
+    name = config.device_name or device_id
+    mine = []
+    for topic, payload in retained.items():
+        if f"/{legacy}/" not in topic or not payload:
+            continue
+        try:
+            device = json.loads(payload).get("device", {})
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(device, dict) and device.get("name") == name:
+            mine.append(topic)
+    return tuple(sorted(mine))
 
 
 #: Home Assistant shows at most this much of a release summary.
