@@ -62,8 +62,12 @@ def served(nginx: Nginx, repo: Repo) -> str:
 def test_versions_are_swapped_in_while_frames_flow_and_a_restart_needs_no_network(
     served: str, repo: Repo, nginx: Nginx, tmp_path: Path
 ) -> None:
-    frames = 100_000
-    camera = f'type = "synthetic"\nwidth = 96\nheight = 96\nrealtime = false\nframes = {frames}'
+    video = tmp_path / "clip.avi"  # a file read as fast as the model allows: back-pressure, every frame inferred
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
+    for i in range(50):
+        writer.write(draw_scene(np.random.default_rng(i), 96, 96, [Shape("red_square", 0.5, 0.5, 0.3)]))
+    writer.release()
+    camera = f'type = "opencv"\nsource = "{video}"\nrealtime = false\nloop = true'
     config = device_config(served, repo, tmp_path / "state", camera)
     repo.publish(CLASSIFIER, "--notes", "v1")
     publisher = RecordingPublisher()
@@ -82,7 +86,7 @@ def test_versions_are_swapped_in_while_frames_flow_and_a_restart_needs_no_networ
     assert state["hosting"]["current_version"] == 3 and state["model"]["version"] == "3"
     results = publisher.results
     assert [r["seq"] for r in results] == list(range(len(results)))  # no frame lost, back-pressure: none dropped
-    assert [r["source"]["frame_index"] for r in results] == list(range(len(results)))
+    assert [r["source"]["frame_index"] for r in results] == list(range(len(results)))  # frame after frame
     versions = [r["model"]["version"] for r in results]
     assert [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v] == ["local", "1", "2", "3"]
     by_version = {r["model"]["version"]: r["model"]["sha256"] for r in results}
