@@ -3,23 +3,40 @@
 Latency stays bounded when the model is slower than the camera, because nothing ever queues. For sources that
 produce frames on demand (a file read as fast as possible, an image folder), `put(..., wait=True)` applies
 back-pressure instead, so every frame is processed and none is dropped.
+
+A frame may travel with its input already prepared for the current model (`Captured.prepared`); the mailbox
+hands a replaced frame's buffer back to its pool, since nobody will read it.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
+from edged.inference.preprocess import PreparedInput
 from edged.types import Frame
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A frame, and its model input when the capture side prepared it ahead of the inference thread."""
+
+    frame: Frame
+    prepared: PreparedInput | None = None
+
+    def release(self) -> None:
+        if self.prepared is not None:
+            self.prepared.release()
 
 
 class LatestFrameMailbox:
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._frame: Frame | None = None
+        self._frame: Captured | None = None
         self._closed = False
         self.dropped = 0
 
-    def put(self, frame: Frame, wait: bool = False, timeout: float | None = None) -> bool:
+    def put(self, frame: Captured, wait: bool = False, timeout: float | None = None) -> bool:
         """Offer a frame. Returns False if the mailbox is closed (or, with `wait`, the slot stayed full)."""
         with self._cond:
             if wait:
@@ -30,11 +47,12 @@ class LatestFrameMailbox:
                 return False
             if self._frame is not None:
                 self.dropped += 1
+                self._frame.release()
             self._frame = frame
             self._cond.notify_all()
             return True
 
-    def take(self, timeout: float | None = None) -> Frame | None:
+    def take(self, timeout: float | None = None) -> Captured | None:
         """The newest frame, waiting up to `timeout`; None on timeout or once closed and empty."""
         with self._cond:
             self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
