@@ -4,6 +4,7 @@ are shared and noisy. Figures and commands go to docs/performance.md.
 
     python tools/bench.py overhead     # preprocess + invoke + decode vs a bare invoke(), same model/threads
     python tools/bench.py throughput   # `edged bench` vs ../shared/bench/naive_loop.py, alternating rounds
+                                       # (--baseline DIR: also `edged bench` of another checkout, before/after)
     python tools/bench.py mediapipe    # `edged bench` vs MediaPipe ImageClassifier (VIDEO mode), alternating
     python tools/bench.py freshness    # 30 fps real-time source, model slower than the camera: p99 latency
     python tools/bench.py memory       # RSS between result 1,000 and 20,000
@@ -44,10 +45,95 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
+# ---- machine load ---------------------------------------------------------------------------------------------
+class LoadMeter:
+    """CPU time other processes used meanwhile, in cores: the machine's busy time (/proc/stat) minus this process's
+    and its waited-for children's. These machines are shared: a round with a busy neighbour says so."""
+
+    def __enter__(self) -> LoadMeter:
+        self._start = (time.monotonic(), _machine_busy_s(), _own_cpu_s())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        wall0, busy0, own0 = self._start
+        wall = time.monotonic() - wall0
+        others = (_machine_busy_s() - busy0) - (_own_cpu_s() - own0)
+        self.others_cores = round(max(0.0, others) / wall, 2) if wall > 0 else 0.0
+
+
+def _machine_busy_s() -> float:
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = sum(fields) - fields[3] - fields[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def spread(values: list[float], digits: int = 3) -> dict[str, float]:
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits)}  # fmt: skip
+
+
 # ---- inference core overhead ---------------------------------------------------------------------------------
+def _inline_block(bundle: Any, image: Any, iterations: int, split: dict[str, list[float]]) -> float:
+    """predict() on one thread: preprocess, invoke and decode in line (ms per frame)."""
+    start = time.perf_counter()
+    for _ in range(iterations):
+        timing = bundle.predict(image, "bgr").timing_ms
+        for stage in ("preprocess", "inference", "decode"):
+            split[stage].append(timing[stage])
+    return (time.perf_counter() - start) / iterations * 1000
+
+
+def _ahead_block(bundle: Any, image: Any, iterations: int, split: dict[str, list[float]]) -> float:
+    """The inference thread's time per frame while a second thread prepares each next input, as the capture side
+    does for sources whose every frame is inferred (the real mailbox, back-pressure, buffers handed back)."""
+    from edged.app.mailbox import Captured, LatestFrameMailbox
+    from edged.inference.preprocess import InputPreparer, plan_key
+    from edged.types import Frame
+
+    mailbox = LatestFrameMailbox()
+    frame = Frame.now(image, "bench", 0)
+
+    def produce() -> None:
+        preparer = InputPreparer()
+        for _ in range(iterations + 1):
+            ahead = time.perf_counter()
+            prepared = preparer.prepare(bundle.recipe, image, "bgr", bundle.roi)
+            split["prepare_ahead"].append((time.perf_counter() - ahead) * 1000)
+            mailbox.put(Captured(frame, prepared), wait=True)
+
+    producer = threading.Thread(target=produce, name="bench-preparer")
+    producer.start()
+    first = mailbox.take()
+    assert first is not None and first.prepared is not None
+    assert first.prepared.matches(bundle.recipe, plan_key(image, "bgr", bundle.roi))  # the copy path is measured
+    bundle.predict(image, "bgr", prepared=first.prepared)
+    first.release()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        item = mailbox.take()
+        assert item is not None and item.prepared is not None
+        timing = bundle.predict(image, "bgr", prepared=item.prepared).timing_ms
+        split["copy"].append(timing["preprocess"] - item.prepared.preprocess_ms)
+        split["inference"].append(timing["inference"])
+        split["decode"].append(timing["decode"])
+        item.release()
+    elapsed = (time.perf_counter() - start) / iterations * 1000
+    producer.join()
+    return elapsed
+
+
 def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
-    """Alternate short blocks of bare invoke() and full predict() (many rounds, so load drift hits both alike);
-    report the median of the per-round ratios, and the split of predict()'s own time."""
+    """Alternate short blocks of bare invoke(), predict() in line, and predict() of inputs a second thread prepared
+    meanwhile (many rounds, so load drift hits all alike); report the median of the per-round ratios to the bare
+    invoke, their spread, and the split of each path's time."""
     import cv2
 
     cases = [
@@ -62,52 +148,81 @@ def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
         frame = cv2.imread(str(shared / "images" / image))
         for source_name, source in (("720p video frame", frame_720p), (image, frame)):
             interpreter = bundle.interpreter
-            ratios: list[float] = []
+            inline_ratios: list[float] = []
+            ahead_ratios: list[float] = []
             bare: list[float] = []
-            stages: dict[str, list[float]] = {"preprocess": [], "inference": [], "decode": []}
-            for _ in range(rounds):
-                start = time.perf_counter()
-                for _ in range(iterations):
-                    interpreter.invoke()
-                bare_ms = (time.perf_counter() - start) / iterations * 1000
-                start = time.perf_counter()
-                for _ in range(iterations):
-                    timing = bundle.predict(source, "bgr").timing_ms
-                    for stage, values in stages.items():
-                        values.append(timing[stage])
-                full_ms = (time.perf_counter() - start) / iterations * 1000
-                bare.append(bare_ms)
-                ratios.append(full_ms / bare_ms)
-            split = {stage: round(statistics.median(values), 3) for stage, values in stages.items()}
+            inline_split: dict[str, list[float]] = {"preprocess": [], "inference": [], "decode": []}
+            ahead_split: dict[str, list[float]] = {"prepare_ahead": [], "copy": [], "inference": [], "decode": []}
+            with LoadMeter() as load:
+                for _ in range(rounds):
+                    start = time.perf_counter()
+                    for _ in range(iterations):
+                        interpreter.invoke()
+                    bare_ms = (time.perf_counter() - start) / iterations * 1000
+                    inline_ms = _inline_block(bundle, source, iterations, inline_split)
+                    ahead_ms = _ahead_block(bundle, source, iterations, ahead_split)
+                    bare.append(bare_ms)
+                    inline_ratios.append(inline_ms / bare_ms)
+                    ahead_ratios.append(ahead_ms / bare_ms)
             emit({
                 "bench": "overhead", "model": model, "input": source_name, "threads": threads,
                 "bare_invoke_ms": round(statistics.median(bare), 3),
-                "overhead_pct": round((statistics.median(ratios) - 1) * 100, 1),
-                "predict_split_ms": split,
-                "rounds": rounds, "iterations": iterations,
+                "inline_overhead_pct": spread([(r - 1) * 100 for r in inline_ratios], 1),
+                "inline_split_ms": {k: round(statistics.median(v), 3) for k, v in inline_split.items()},
+                "prepared_ahead_overhead_pct": spread([(r - 1) * 100 for r in ahead_ratios], 1),
+                "prepared_ahead_split_ms": {k: round(statistics.median(v), 3) for k, v in ahead_split.items()},
+                "rounds": rounds, "iterations": iterations, "others_load_cores": load.others_cores,
             })  # fmt: skip
 
 
 # ---- throughput vs the naive loop ----------------------------------------------------------------------------
-def throughput(shared: Path, threads: int, rounds: int, frames: int) -> None:
+def throughput(shared: Path, threads: int, rounds: int, frames: int, baseline: Path | None) -> None:
+    """`edged bench` against naive_loop.py (and, with --baseline, `edged bench` of another checkout), alternating
+    rounds whose order flips each round; per round also the CPU-bound fraction edged bench reports and the load
+    other processes put on the machine meanwhile."""
     model = shared / "data/models/mobilenet_v2_1.0_224_quant.tflite"
     video = shared / "data/video/cat_pan_1280x720.mp4"
     naive_cmd = [sys.executable, str(shared / "bench/naive_loop.py"), "--model", str(model), "--video", str(video),
                  "--frames", str(frames), "--threads", str(threads)]  # fmt: skip
     edged_cmd = [sys.executable, "-m", "edged", "-q", "bench", "--model", str(model), "--source", str(video),
                  "--frames", str(frames), "--threads", str(threads), "--json"]  # fmt: skip
-    naive: list[float] = []
-    ours: list[float] = []
-    for _ in range(rounds):
-        for cmd, sink in ((naive_cmd, naive), (edged_cmd, ours)):
-            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            sink.append(float(json.loads(done.stdout.strip().splitlines()[-1])["fps"]))
-    ratios = [o / n for o, n in zip(ours, naive, strict=True)]
-    emit({
+    runs: dict[str, tuple[list[str], dict[str, str]]] = {
+        "naive": (naive_cmd, dict(os.environ)), "edged": (edged_cmd, {**os.environ, "PYTHONPATH": str(ROOT)}),
+    }  # fmt: skip
+    if baseline is not None:
+        runs["baseline"] = (edged_cmd, {**os.environ, "PYTHONPATH": str(baseline.resolve())})
+    fps: dict[str, list[float]] = {name: [] for name in runs}
+    fractions: list[float] = []
+    limits: list[float] = []
+    load: list[float] = []
+    for number in range(rounds):
+        order = list(runs) if number % 2 == 0 else list(reversed(runs))
+        with LoadMeter() as meter:
+            for name in order:
+                cmd, env = runs[name]
+                done = subprocess.run(
+                    cmd, capture_output=True, text=True, check=True, env=env, cwd=tempfile.gettempdir()
+                )
+                record = json.loads(done.stdout.strip().splitlines()[-1])
+                fps[name].append(float(record["fps"]))
+                if name == "edged":
+                    fractions.append(float(record["cpu_bound"]["fraction"]))
+                    limits.append(float(record["cpu_bound"]["limit_fps"]))
+        load.append(meter.others_cores)
+    ratios = [o / n for o, n in zip(fps["edged"], fps["naive"], strict=True)]
+    report: dict[str, Any] = {
         "bench": "throughput", "model": model.name, "video": video.name, "threads": threads, "frames": frames,
-        "naive_fps": naive, "edged_fps": ours, "median_ratio": round(statistics.median(ratios), 3),
-        "ratios": [round(r, 3) for r in ratios],
-    })  # fmt: skip
+        "naive_fps": fps["naive"], "edged_fps": fps["edged"],
+        "ratio_to_naive": spread(ratios), "ratios": [round(r, 3) for r in ratios],
+        "cpu_bound_fraction": spread(fractions), "fractions": fractions,
+        "cpu_bound_limit_fps": spread(limits, 1), "others_load_cores": load,
+    }  # fmt: skip
+    if baseline is not None:
+        before = [o / b for o, b in zip(fps["edged"], fps["baseline"], strict=True)]
+        report.update({"baseline_fps": fps["baseline"], "ratio_to_baseline": spread(before),
+                       "baseline_ratio_to_naive": spread([b / n for b, n in zip(fps["baseline"], fps["naive"],
+                                                                                  strict=True)])})  # fmt: skip
+    emit(report)
 
 
 # ---- throughput vs MediaPipe Tasks -----------------------------------------------------------------------------
@@ -257,6 +372,9 @@ def main() -> None:
     )
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--mediapipe-python", type=Path, default=ROOT / ".venv-mediapipe/bin/python")
+    parser.add_argument(
+        "--baseline", type=Path, help="throughput: also run `edged bench` of this checkout (before/after)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=600)
@@ -273,7 +391,7 @@ def main() -> None:
         if which == "overhead":
             overhead(data, args.threads, max(args.rounds, 20), iterations=50)
         elif which == "throughput":
-            throughput(args.shared, args.threads, args.rounds, args.frames)
+            throughput(args.shared, args.threads, args.rounds, args.frames, args.baseline)
         elif which == "mediapipe":
             mediapipe(args.shared, args.threads, args.rounds, args.frames, args.mediapipe_python)
         elif which == "freshness":
