@@ -64,6 +64,10 @@ def test_a_prepared_input_gives_exactly_the_prediction_of_preprocessing_in_line(
     inline = bundle.predict(image, "bgr", roi=roi)
     assert ahead.objects and _same(ahead, inline)
     assert ahead.timing_ms["preprocess"] >= prepared.preprocess_ms  # the preparer's time is reported, plus the copy
+    preparer = InputPreparer()
+    first = preparer.prepare(bundle.recipe, image, "bgr", roi)
+    bundle.predict(image, "bgr", roi=roi, prepared=first)
+    assert preparer.prepare(bundle.recipe, image, "bgr", roi).buffer is first.buffer  # given back once copied
 
 
 @pytest.mark.parametrize("change", ["another bundle", "another ROI", "another frame size", "another colour order"])

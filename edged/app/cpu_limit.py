@@ -85,8 +85,7 @@ def cpu_bound_limit(config: AppConfig, frames: int) -> dict[str, Any]:
                 raise SourceError("the source ended while measuring the CPU-bound limit: use a looping source")
             read = time.thread_time()
             prepared = preparer.prepare(bundle.recipe, frame.image, frame.color, roi)
-            geometry, _ = bundle.fill_input(frame.image, frame.color, roi, prepared)
-            prepared.release()
+            geometry, _ = bundle.fill_input(frame.image, frame.color, roi, prepared)  # copies, then releases
             filled = time.thread_time()
             bundle.invoke()
             invoked = time.thread_time()

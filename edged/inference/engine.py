@@ -162,13 +162,14 @@ class ModelBundle:
     def fill_input(
         self, image: ImageArray, color: ColorOrder, roi: Roi, prepared: PreparedInput | None = None
     ) -> tuple[Geometry, float]:
-        """Write `image`'s input into the tensor (a matching `prepared` is copied); returns the geometry and the
-        milliseconds the preparer spent ahead."""
+        """Write `image`'s input into the tensor (a matching `prepared` is copied, then released); returns the
+        geometry and the milliseconds the preparer spent ahead."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ModelError(f"expected an H×W×3 uint8 image, got shape {image.shape} {image.dtype}")
         view = self._input_view()
         if prepared is not None and prepared.matches(self.recipe, plan_key(image, color, roi)):
             np.copyto(view[0], prepared.buffer)
+            prepared.release()  # copied: the preparer may write the buffer again (two buffers then suffice)
             geometry, ahead_ms = prepared.geometry, prepared.preprocess_ms
         else:
             plan = self._plan_for(image, color, roi)

@@ -233,7 +233,7 @@ class _BufferPool:
     while it is read.
     """
 
-    KEEP = 4  # one being written, one in the mailbox, one being copied, one spare
+    KEEP = 3  # one being written, one in the mailbox, one being copied
 
     def __init__(self, shape: tuple[int, int, int], dtype: np.dtype[Any]) -> None:
         self.shape = shape
