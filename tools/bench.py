@@ -7,6 +7,7 @@ are shared and noisy. Figures and commands go to docs/performance.md.
                                        # (--baseline DIR: also `edged bench` of another checkout, before/after)
     python tools/bench.py mediapipe    # `edged bench` vs MediaPipe ImageClassifier (VIDEO mode), alternating
     python tools/bench.py freshness    # 30 fps real-time source, model slower than the camera: p99 latency
+    python tools/bench.py live         # live sources: inputs prepared on the capture side or not, alternating
     python tools/bench.py memory       # RSS between result 1,000 and 20,000
     python tools/bench.py startup      # process start → first result
     python tools/bench.py all
@@ -309,6 +310,51 @@ def freshness(shared: Path, threads: int, seconds: float) -> None:
     })  # fmt: skip
 
 
+def live(shared: Path, threads: int, rounds: int, seconds: float) -> None:
+    """Live sources: the capture side preparing every frame's input (edged's default) against leaving it to the
+    inference thread, alternating in one run, on the 720p video played like a camera. For each case: latency
+    capture→publish, results, dropped frames, and the process CPU time per result (what preparing frames that
+    are then dropped costs)."""
+    from edged.app import capture
+
+    video = shared / "video/cat_pan_1280x720.mp4"
+    cases = [("mobilenet_v2_1.0_224_quant.tflite", None), ("yolov8n_full_int8.tflite", None),
+             ("yolov8n_full_int8.tflite", 90.0)]  # fmt: skip
+    default = capture.PREPARE_LIVE
+    for model_name, fps in cases:
+        config = _config(shared / "models" / model_name, video, threads, realtime=True)
+        if fps is not None:
+            config = config.model_copy(update={"camera": config.camera.model_copy(update={"fps": fps})})
+        rows: dict[str, list[dict[str, float]]] = {"capture": [], "inference": []}
+        for number in range(rounds):
+            order = ["capture", "inference"] if number % 2 == 0 else ["inference", "capture"]
+            for where in order:
+                capture.PREPARE_LIVE = where == "capture"
+                publisher = RecordingPublisher()
+                daemon = Daemon(config, publisher=publisher)
+                threading.Timer(seconds, daemon.request_stop).start()
+                cpu = time.process_time()
+                with LoadMeter() as load:
+                    daemon.run(handle_signals=False)
+                cpu = time.process_time() - cpu
+                latency = publisher.latency[5:]
+                totals = publisher.final_stats["totals"]
+                rows[where].append({
+                    "latency_p50_ms": percentile(latency, 0.5) or 0.0,
+                    "latency_p99_ms": percentile(latency, 0.99) or 0.0,
+                    "results": float(len(publisher.latency)), "dropped": float(totals["dropped"]),
+                    "cpu_ms_per_result": cpu * 1000.0 / max(1, len(publisher.latency)),
+                    "others_load_cores": load.others_cores,
+                })  # fmt: skip
+        capture.PREPARE_LIVE = default
+        emit({
+            "bench": "live", "model": model_name, "camera_fps": fps or 30.0, "threads": threads, "rounds": rounds,
+            "seconds": seconds,
+            "prepared_on": {where: {key: spread([row[key] for row in runs], 2) for key in runs[0]}
+                            for where, runs in rows.items()},
+        })  # fmt: skip
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
@@ -368,7 +414,7 @@ def startup(shared: Path, threads: int, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "which", choices=["overhead", "throughput", "mediapipe", "freshness", "memory", "startup", "all"]
+        "which", choices=["overhead", "throughput", "mediapipe", "freshness", "live", "memory", "startup", "all"]
     )
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--mediapipe-python", type=Path, default=ROOT / ".venv-mediapipe/bin/python")
@@ -385,7 +431,7 @@ def main() -> None:
     if not (data / "models").is_dir():
         sys.exit(f"bench: {data} not found; pass --shared DIR (the folder holding data/ and bench/)")
     np.random.seed(0)
-    everything = ["overhead", "throughput", "mediapipe", "freshness", "memory", "startup"]
+    everything = ["overhead", "throughput", "mediapipe", "freshness", "live", "memory", "startup"]
     chosen = everything if args.which == "all" else [args.which]
     for which in chosen:
         if which == "overhead":
@@ -396,6 +442,8 @@ def main() -> None:
             mediapipe(args.shared, args.threads, args.rounds, args.frames, args.mediapipe_python)
         elif which == "freshness":
             freshness(data, args.threads, args.seconds)
+        elif which == "live":
+            live(data, args.threads, args.rounds, args.seconds)
         elif which == "memory":
             memory(data, args.threads, args.last)
         elif which == "startup":
