@@ -76,6 +76,20 @@ def _own_cpu_s() -> float:
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
+QUIET: float | None = None  # --quiet: wait before each round until other processes use less than this many cores
+
+
+def settle() -> None:
+    """With --quiet, wait (up to 10 minutes) for a 3-second window in which other processes used less than QUIET
+    cores, so that a round does not start in the middle of a neighbour's test run."""
+    deadline = time.monotonic() + 600
+    while QUIET is not None and time.monotonic() < deadline:
+        with LoadMeter() as meter:
+            time.sleep(3)
+        if meter.others_cores < QUIET:
+            return
+
+
 def spread(values: list[float], digits: int = 3) -> dict[str, float]:
     return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
             "max": round(max(values), digits)}  # fmt: skip
@@ -154,17 +168,20 @@ def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
             bare: list[float] = []
             inline_split: dict[str, list[float]] = {"preprocess": [], "inference": [], "decode": []}
             ahead_split: dict[str, list[float]] = {"prepare_ahead": [], "copy": [], "inference": [], "decode": []}
-            with LoadMeter() as load:
-                for _ in range(rounds):
+            load_per_round: list[float] = []
+            for _ in range(rounds):
+                settle()
+                with LoadMeter() as load:
                     start = time.perf_counter()
                     for _ in range(iterations):
                         interpreter.invoke()
                     bare_ms = (time.perf_counter() - start) / iterations * 1000
                     inline_ms = _inline_block(bundle, source, iterations, inline_split)
                     ahead_ms = _ahead_block(bundle, source, iterations, ahead_split)
-                    bare.append(bare_ms)
-                    inline_ratios.append(inline_ms / bare_ms)
-                    ahead_ratios.append(ahead_ms / bare_ms)
+                load_per_round.append(load.others_cores)
+                bare.append(bare_ms)
+                inline_ratios.append(inline_ms / bare_ms)
+                ahead_ratios.append(ahead_ms / bare_ms)
             emit({
                 "bench": "overhead", "model": model, "input": source_name, "threads": threads,
                 "bare_invoke_ms": round(statistics.median(bare), 3),
@@ -172,7 +189,7 @@ def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
                 "inline_split_ms": {k: round(statistics.median(v), 3) for k, v in inline_split.items()},
                 "prepared_ahead_overhead_pct": spread([(r - 1) * 100 for r in ahead_ratios], 1),
                 "prepared_ahead_split_ms": {k: round(statistics.median(v), 3) for k, v in ahead_split.items()},
-                "rounds": rounds, "iterations": iterations, "others_load_cores": load.others_cores,
+                "rounds": rounds, "iterations": iterations, "others_load_cores": spread(load_per_round, 2),
             })  # fmt: skip
 
 
@@ -198,6 +215,7 @@ def throughput(shared: Path, threads: int, rounds: int, frames: int, baseline: P
     load: list[float] = []
     for number in range(rounds):
         order = list(runs) if number % 2 == 0 else list(reversed(runs))
+        settle()
         with LoadMeter() as meter:
             for name in order:
                 cmd, env = runs[name]
@@ -311,25 +329,26 @@ def freshness(shared: Path, threads: int, seconds: float) -> None:
 
 
 def live(shared: Path, threads: int, rounds: int, seconds: float) -> None:
-    """Live sources: the capture side preparing every frame's input (edged's default) against leaving it to the
-    inference thread, alternating in one run, on the 720p video played like a camera. For each case: latency
-    capture→publish, results, dropped frames, and the process CPU time per result (what preparing frames that
-    are then dropped costs)."""
+    """Live sources: when the capture side prepares a frame's input (capture.LIVE_PREPARE: "idle" = only while the
+    inference thread waits, edged's default; "always"; "never" = the inference thread always does it), alternating
+    in one run, on the 720p video played like a camera. For each: latency capture→publish, results, dropped
+    frames, and the process CPU time per result (what preparing frames that are then dropped costs)."""
     from edged.app import capture
 
     video = shared / "video/cat_pan_1280x720.mp4"
     cases = [("mobilenet_v2_1.0_224_quant.tflite", None), ("yolov8n_full_int8.tflite", None),
              ("yolov8n_full_int8.tflite", 90.0)]  # fmt: skip
-    default = capture.PREPARE_LIVE
+    default = capture.LIVE_PREPARE
     for model_name, fps in cases:
         config = _config(shared / "models" / model_name, video, threads, realtime=True)
         if fps is not None:
             config = config.model_copy(update={"camera": config.camera.model_copy(update={"fps": fps})})
-        rows: dict[str, list[dict[str, float]]] = {"capture": [], "inference": []}
+        policies: list[Any] = ["idle", "always", "never"]
+        rows: dict[str, list[dict[str, float]]] = {policy: [] for policy in policies}
         for number in range(rounds):
-            order = ["capture", "inference"] if number % 2 == 0 else ["inference", "capture"]
-            for where in order:
-                capture.PREPARE_LIVE = where == "capture"
+            for where in policies if number % 2 == 0 else reversed(policies):
+                settle()
+                capture.LIVE_PREPARE = where
                 publisher = RecordingPublisher()
                 daemon = Daemon(config, publisher=publisher)
                 threading.Timer(seconds, daemon.request_stop).start()
@@ -346,12 +365,12 @@ def live(shared: Path, threads: int, rounds: int, seconds: float) -> None:
                     "cpu_ms_per_result": cpu * 1000.0 / max(1, len(publisher.latency)),
                     "others_load_cores": load.others_cores,
                 })  # fmt: skip
-        capture.PREPARE_LIVE = default
+        capture.LIVE_PREPARE = default
         emit({
             "bench": "live", "model": model_name, "camera_fps": fps or 30.0, "threads": threads, "rounds": rounds,
             "seconds": seconds,
-            "prepared_on": {where: {key: spread([row[key] for row in runs], 2) for key in runs[0]}
-                            for where, runs in rows.items()},
+            "capture_side_prepares": {where: {key: spread([row[key] for row in runs], 2) for key in runs[0]}
+                                      for where, runs in rows.items()},
         })  # fmt: skip
 
 
@@ -426,7 +445,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--last", type=int, default=20000)
+    parser.add_argument("--quiet", type=float, metavar="CORES",
+                        help="before each round, wait until other processes use less than CORES cores")  # fmt: skip
     args = parser.parse_args()
+    global QUIET
+    QUIET = args.quiet
     data = args.shared / "data"
     if not (data / "models").is_dir():
         sys.exit(f"bench: {data} not found; pass --shared DIR (the folder holding data/ and bench/)")

@@ -4,8 +4,9 @@ backoff. It can be stopped and started again with another camera while inference
 For sources whose every frame is inferred (files read as fast as possible, image folders), the capture thread
 also prepares each frame's model input (`InputPreparer`) while the inference thread runs the previous frame: that
 takes the preprocessing off the inference thread's critical path, and the frame is still hot in the cache right
-after decoding, so the preprocessing itself costs less there. The inference thread checks that a prepared input
-was made for its bundle, frame size, colour order and ROI, and preprocesses again when it was not.
+after decoding, so the preprocessing itself costs less there. For live sources it does so only while the
+inference thread waits for a frame (`LIVE_PREPARE`). The inference thread checks that a prepared input was made
+for its bundle, frame size, colour order and ROI, and preprocesses again when it was not.
 
 A source that cannot work at all (a missing file, picamera2 not installed: `SourceError.permanent`) fails at
 start, before any thread runs; the same error later, or transient errors past `reconnect.max_attempts`, end the
@@ -49,8 +50,11 @@ RecipeSource = Callable[[], InputRecipe | None]
 _ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 _FLIPS = {"horizontal": 1, "vertical": 0, "both": -1}
 BLACK_STREAK = 30  # consecutive black frames before it is reported
-#: Live sources too get their input prepared on the capture thread (see docs/performance.md for what it buys).
-PREPARE_LIVE = True
+#: When the capture thread prepares a live source's frame: "idle" = only while the inference thread is waiting
+#: for a frame (it is then certain to take this one at once, and nothing competes for the CPU); a frame that
+#: arrives while the model is busy may be replaced before it is taken, and preparing it would take CPU from the
+#: invoke in flight. "always" and "never" are there for `tools/bench.py live`, which measured the three.
+LIVE_PREPARE: Literal["idle", "always", "never"] = "idle"
 
 
 def _no_recipe() -> InputRecipe | None:
@@ -105,7 +109,7 @@ class CaptureWorker:
         self._black_streak = 0
         self._recipe = recipe
         self._preparer = InputPreparer()  # this worker's own: plans and buffers are used by one thread
-        self._prepare = PREPARE_LIVE or not self.live
+        self._live_prepare = LIVE_PREPARE
 
     def _failed(self, error: EdgedError) -> bool:
         """Wait before the next attempt; False when this error ends the capture side."""
@@ -150,7 +154,11 @@ class CaptureWorker:
 
     def _prepared(self, frame: Frame, config: AppConfig) -> PreparedInput | None:
         """The frame's input for the model running now, or None (the inference thread then preprocesses it)."""
-        recipe = self._recipe() if self._prepare else None
+        if self.live and (
+            self._live_prepare == "never" or (self._live_prepare == "idle" and not self.mailbox.consumer_waiting)
+        ):
+            return None
+        recipe = self._recipe()
         if recipe is None:
             return None
         try:

@@ -34,6 +34,7 @@ class LatestFrameMailbox:
         self._cond = threading.Condition()
         self._frame: Captured | None = None
         self._closed = False
+        self._waiting = 0  # takers blocked in take() right now
         self.dropped = 0
 
     def put(self, frame: Captured, wait: bool = False, timeout: float | None = None) -> bool:
@@ -55,7 +56,11 @@ class LatestFrameMailbox:
     def take(self, timeout: float | None = None) -> Captured | None:
         """The newest frame, waiting up to `timeout`; None on timeout or once closed and empty."""
         with self._cond:
-            self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
+            self._waiting += 1
+            try:
+                self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
+            finally:
+                self._waiting -= 1
             frame, self._frame = self._frame, None
             if frame is not None:
                 self._cond.notify_all()
@@ -70,3 +75,8 @@ class LatestFrameMailbox:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def consumer_waiting(self) -> bool:
+        """The inference thread is idle, waiting for the next frame (read without the lock: a hint, not a promise)."""
+        return self._waiting > 0
