@@ -96,59 +96,73 @@ def spread(values: list[float], digits: int = 3) -> dict[str, float]:
 
 
 # ---- inference core overhead ---------------------------------------------------------------------------------
-def _inline_block(bundle: Any, image: Any, iterations: int, split: dict[str, list[float]]) -> float:
-    """predict() on one thread: preprocess, invoke and decode in line (ms per frame)."""
-    start = time.perf_counter()
-    for _ in range(iterations):
-        timing = bundle.predict(image, "bgr").timing_ms
-        for stage in ("preprocess", "inference", "decode"):
-            split[stage].append(timing[stage])
-    return (time.perf_counter() - start) / iterations * 1000
+class _Preparer:
+    """A second thread preparing each next input the way the capture side does for sources whose every frame is
+    inferred (the real mailbox with back-pressure, the pooled buffers handed back after the copy): it prepares the
+    next input while the inference thread runs the current one."""
 
+    def __init__(self, bundle: Any, image: Any, count: int, prepare_ms: list[float]) -> None:
+        from edged.app.mailbox import LatestFrameMailbox
 
-def _ahead_block(bundle: Any, image: Any, iterations: int, split: dict[str, list[float]]) -> float:
-    """The inference thread's time per frame while a second thread prepares each next input, as the capture side
-    does for sources whose every frame is inferred (the real mailbox, back-pressure, buffers handed back)."""
-    from edged.app.mailbox import Captured, LatestFrameMailbox
-    from edged.inference.preprocess import InputPreparer, plan_key
-    from edged.types import Frame
+        self.mailbox = LatestFrameMailbox()
+        self._args = (bundle, image, count, prepare_ms)
+        self._thread = threading.Thread(target=self._run, name="bench-preparer")
+        self._thread.start()
 
-    mailbox = LatestFrameMailbox()
-    frame = Frame.now(image, "bench", 0)
+    def _run(self) -> None:
+        from edged.app.mailbox import Captured
+        from edged.inference.preprocess import InputPreparer
+        from edged.types import Frame
 
-    def produce() -> None:
-        preparer = InputPreparer()
-        for _ in range(iterations + 1):
-            ahead = time.perf_counter()
+        bundle, image, count, prepare_ms = self._args
+        preparer, frame = InputPreparer(), Frame.now(image, "bench", 0)
+        for _ in range(count):
+            started = time.perf_counter()
             prepared = preparer.prepare(bundle.recipe, image, "bgr", bundle.roi)
-            split["prepare_ahead"].append((time.perf_counter() - ahead) * 1000)
-            mailbox.put(Captured(frame, prepared), wait=True)
+            prepare_ms.append((time.perf_counter() - started) * 1000)
+            self.mailbox.put(Captured(frame, prepared), wait=True)
 
-    producer = threading.Thread(target=produce, name="bench-preparer")
-    producer.start()
-    first = mailbox.take()
-    assert first is not None and first.prepared is not None
-    assert first.prepared.matches(bundle.recipe, plan_key(image, "bgr", bundle.roi))  # the copy path is measured
-    bundle.predict(image, "bgr", prepared=first.prepared)
-    first.release()
-    start = time.perf_counter()
+    def join(self) -> None:
+        self._thread.join()
+
+
+def _overhead_round(bundle: Any, image: Any, iterations: int, split: dict[str, dict[str, list[float]]]) -> tuple[
+    float, float, float]:  # fmt: skip
+    """One round, interleaved call by call (bare invoke, predict in line, predict of a prepared input), so that
+    the machine's speed drift hits the three alike; returns the summed ms of each."""
+    from edged.inference.preprocess import plan_key
+
+    preparer = _Preparer(bundle, image, iterations + 1, split["prepared_ahead"]["prepare_ahead"])
+    warm = preparer.mailbox.take()
+    assert warm is not None and warm.prepared is not None
+    assert warm.prepared.matches(bundle.recipe, plan_key(image, "bgr", bundle.roi))  # the copy path is measured
+    bundle.predict(image, "bgr", prepared=warm.prepared)
+    bare = inline = ahead = 0.0
     for _ in range(iterations):
-        item = mailbox.take()
+        started = time.perf_counter()
+        bundle.interpreter.invoke()
+        bare += time.perf_counter() - started
+        started = time.perf_counter()
+        timing = bundle.predict(image, "bgr").timing_ms
+        inline += time.perf_counter() - started
+        for stage in ("preprocess", "inference", "decode"):
+            split["inline"][stage].append(timing[stage])
+        started = time.perf_counter()
+        item = preparer.mailbox.take()  # the inference thread's whole frame: take, copy, invoke, decode
         assert item is not None and item.prepared is not None
         timing = bundle.predict(image, "bgr", prepared=item.prepared).timing_ms
-        split["copy"].append(timing["preprocess"] - item.prepared.preprocess_ms)
-        split["inference"].append(timing["inference"])
-        split["decode"].append(timing["decode"])
-        item.release()
-    elapsed = (time.perf_counter() - start) / iterations * 1000
-    producer.join()
-    return elapsed
+        ahead += time.perf_counter() - started
+        split["prepared_ahead"]["copy"].append(timing["preprocess"] - item.prepared.preprocess_ms)
+        split["prepared_ahead"]["inference"].append(timing["inference"])
+        split["prepared_ahead"]["decode"].append(timing["decode"])
+    preparer.join()
+    return bare, inline, ahead
 
 
 def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
-    """Alternate short blocks of bare invoke(), predict() in line, and predict() of inputs a second thread prepared
-    meanwhile (many rounds, so load drift hits all alike); report the median of the per-round ratios to the bare
-    invoke, their spread, and the split of each path's time."""
+    """Bare invoke() against predict() with preprocessing in line and against predict() of inputs a second thread
+    prepared meanwhile (the capture side's way), interleaved call by call over many rounds; reports the median of
+    the per-round overheads over the bare invoke, their spread, and the split of each path's time."""
     import cv2
 
     cases = [
@@ -162,33 +176,29 @@ def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
         bundle = load_bundle(ModelConfig(path=shared / "models" / model, num_threads=threads))
         frame = cv2.imread(str(shared / "images" / image))
         for source_name, source in (("720p video frame", frame_720p), (image, frame)):
-            interpreter = bundle.interpreter
-            inline_ratios: list[float] = []
-            ahead_ratios: list[float] = []
+            split: dict[str, dict[str, list[float]]] = {
+                "inline": {"preprocess": [], "inference": [], "decode": []},
+                "prepared_ahead": {"prepare_ahead": [], "copy": [], "inference": [], "decode": []},
+            }
             bare: list[float] = []
-            inline_split: dict[str, list[float]] = {"preprocess": [], "inference": [], "decode": []}
-            ahead_split: dict[str, list[float]] = {"prepare_ahead": [], "copy": [], "inference": [], "decode": []}
+            inline: list[float] = []
+            ahead: list[float] = []
             load_per_round: list[float] = []
             for _ in range(rounds):
                 settle()
                 with LoadMeter() as load:
-                    start = time.perf_counter()
-                    for _ in range(iterations):
-                        interpreter.invoke()
-                    bare_ms = (time.perf_counter() - start) / iterations * 1000
-                    inline_ms = _inline_block(bundle, source, iterations, inline_split)
-                    ahead_ms = _ahead_block(bundle, source, iterations, ahead_split)
+                    bare_s, inline_s, ahead_s = _overhead_round(bundle, source, iterations, split)
                 load_per_round.append(load.others_cores)
-                bare.append(bare_ms)
-                inline_ratios.append(inline_ms / bare_ms)
-                ahead_ratios.append(ahead_ms / bare_ms)
+                bare.append(bare_s * 1000 / iterations)
+                inline.append((inline_s / bare_s - 1) * 100)
+                ahead.append((ahead_s / bare_s - 1) * 100)
+            medians = {path: {k: round(statistics.median(v), 3) for k, v in values.items()}
+                       for path, values in split.items()}  # fmt: skip
             emit({
                 "bench": "overhead", "model": model, "input": source_name, "threads": threads,
                 "bare_invoke_ms": round(statistics.median(bare), 3),
-                "inline_overhead_pct": spread([(r - 1) * 100 for r in inline_ratios], 1),
-                "inline_split_ms": {k: round(statistics.median(v), 3) for k, v in inline_split.items()},
-                "prepared_ahead_overhead_pct": spread([(r - 1) * 100 for r in ahead_ratios], 1),
-                "prepared_ahead_split_ms": {k: round(statistics.median(v), 3) for k, v in ahead_split.items()},
+                "inline_overhead_pct": spread(inline, 1), "inline_split_ms": medians["inline"],
+                "prepared_ahead_overhead_pct": spread(ahead, 1), "prepared_ahead_split_ms": medians["prepared_ahead"],
                 "rounds": rounds, "iterations": iterations, "others_load_cores": spread(load_per_round, 2),
             })  # fmt: skip
 
