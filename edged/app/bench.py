@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from edged.app.cpu_limit import cpu_bound_limit
+from edged.app.cpu_limit import cpu_bound_limit, stage_cpu_seconds
 from edged.app.daemon import Daemon
 from edged.app.stats import percentile
 from edged.config.app import AppConfig
 from edged.publish.null import NullPublisher
 
 WARMUP_RESULTS = 10  # the first results pay one-off costs (caches, page faults); fps is measured after them
-CALIBRATION_FRAMES = 300  # frames of the serial stage-by-stage run that measures the CPU-bound limit
+CALIBRATION_FRAMES = 300  # frames of the serial stage-by-stage runs (half before, half after) behind the limit
 
 
 @dataclass
@@ -64,6 +64,8 @@ class BenchPublisher(NullPublisher):
 
 def run_bench(config: AppConfig, frames: int) -> dict[str, Any]:
     """Run the pipeline for `frames` results (after a short warm-up) and report fps and per-stage timings."""
+    calibration = max(1, min(frames, CALIBRATION_FRAMES) // 2)
+    before = stage_cpu_seconds(config, calibration)
     publisher = BenchPublisher(frames)
     daemon = Daemon(config, publisher=publisher, retry_source=False)  # a benchmark never waits for a source
     publisher.daemon = daemon
@@ -81,7 +83,7 @@ def run_bench(config: AppConfig, frames: int) -> dict[str, Any]:
     stages = {"capture": {"p50": capture["capture_ms"]["p50"], "p95": capture["capture_ms"]["p95"]}, **stages}
     bundle = daemon.models.current if daemon.models else None
     fps = frames / seconds if seconds > 0 else None
-    limit = cpu_bound_limit(config, min(frames, CALIBRATION_FRAMES))
+    limit = cpu_bound_limit([(before, calibration), (stage_cpu_seconds(config, calibration), calibration)])
     limit["fraction"] = round(fps / limit["limit_fps"], 3) if fps and limit["limit_fps"] else None
     limit["pipeline_cpu_ms_per_frame"] = round((publisher.last_cpu - publisher.first_cpu) * 1000.0 / frames, 3)
     return {

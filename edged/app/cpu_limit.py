@@ -3,7 +3,8 @@
 Each frame needs four pieces of work whatever the pipeline does around them: capture decode (the source's
 read), preprocess (the capture side's preparer plus the copy into the tensor), invoke, and decode. Their CPU time
 per frame is measured here by running them alone, one after the other, on the same file, model and thread count,
-right after the pipeline run (nothing else in the process uses the CPU then). The usable cores divided by that
+half just before the pipeline runs and half just after (nothing else in the process uses the CPU then, and the
+machine's drift over the run reaches the limit as it reaches the fps). The usable cores divided by that
 CPU time per frame is the limit; `edged bench` reports its fps as a fraction of it.
 
 CPU time, not wall time, and of every thread: FFmpeg decodes on its own threads (ahead of the reads, in the
@@ -62,8 +63,8 @@ def thread_cpu_ns() -> dict[int, int]:
     return times
 
 
-def cpu_bound_limit(config: AppConfig, frames: int) -> dict[str, Any]:
-    """Per-frame CPU time of each necessary stage, run alone and serially, and the fps limit it implies."""
+def stage_cpu_seconds(config: AppConfig, frames: int) -> dict[str, float]:
+    """CPU seconds each necessary stage took over `frames` frames run alone and serially (after a warm-up)."""
     main = threading.get_native_id()
     existing = set(thread_cpu_ns())
     roi, preparer = roi_of(config), InputPreparer()
@@ -106,6 +107,14 @@ def cpu_bound_limit(config: AppConfig, frames: int) -> dict[str, Any]:
     stage_s["inference"] += sum(s for tid, s in helpers.items() if tid in model_threads)
     ended_s = max(0.0, process_s - sum(stage_s.values()))  # threads gone by now: FFmpeg's, when the file looped
     stage_s["capture"] += ended_s
+    return stage_s
+
+
+def cpu_bound_limit(measurements: list[tuple[dict[str, float], int]]) -> dict[str, Any]:
+    """The limit from one or more `stage_cpu_seconds` runs (taken before and after the pipeline, so that the
+    machine's drift during the run hits the limit and the fps alike): per-frame CPU per stage, total, fps."""
+    frames = sum(count for _, count in measurements)
+    stage_s = {stage: sum(spent[stage] for spent, _ in measurements) for stage in STAGES}
     total_ms = sum(stage_s.values()) * 1000.0 / frames
     cores = usable_cores()
     return {
