@@ -126,10 +126,15 @@ class _Preparer:
         self._thread.join()
 
 
+BLOCK = 10  # calls of each kind in a row: long enough for bare invokes to run back to back, short enough for drift
+
+
 def _overhead_round(bundle: Any, image: Any, iterations: int, split: dict[str, dict[str, list[float]]]) -> tuple[
     float, float, float]:  # fmt: skip
-    """One round, interleaved call by call (bare invoke, predict in line, predict of a prepared input), so that
-    the machine's speed drift hits the three alike; returns the summed ms of each."""
+    """One round: blocks of BLOCK bare invokes, BLOCK predicts in line and BLOCK predicts of a prepared input, in
+    turn, so that the machine's drift hits the three alike while bare invokes still mostly follow each other
+    (an invoke right after a predict is slowed by the caches the preprocessing evicted: that is overhead too);
+    returns the summed seconds of each."""
     from edged.inference.preprocess import plan_key
 
     preparer = _Preparer(bundle, image, iterations + 1, split["prepared_ahead"]["prepare_ahead"])
@@ -138,31 +143,34 @@ def _overhead_round(bundle: Any, image: Any, iterations: int, split: dict[str, d
     assert warm.prepared.matches(bundle.recipe, plan_key(image, "bgr", bundle.roi))  # the copy path is measured
     bundle.predict(image, "bgr", prepared=warm.prepared)
     bare = inline = ahead = 0.0
-    for _ in range(iterations):
+    for _ in range(iterations // BLOCK):
         started = time.perf_counter()
-        bundle.interpreter.invoke()
+        for _ in range(BLOCK):
+            bundle.interpreter.invoke()
         bare += time.perf_counter() - started
         started = time.perf_counter()
-        timing = bundle.predict(image, "bgr").timing_ms
+        for _ in range(BLOCK):
+            timing = bundle.predict(image, "bgr").timing_ms
+            for stage in ("preprocess", "inference", "decode"):
+                split["inline"][stage].append(timing[stage])
         inline += time.perf_counter() - started
-        for stage in ("preprocess", "inference", "decode"):
-            split["inline"][stage].append(timing[stage])
         started = time.perf_counter()
-        item = preparer.mailbox.take()  # the inference thread's whole frame: take, copy, invoke, decode
-        assert item is not None and item.prepared is not None
-        timing = bundle.predict(image, "bgr", prepared=item.prepared).timing_ms
+        for _ in range(BLOCK):
+            item = preparer.mailbox.take()  # the inference thread's whole frame: take, copy, invoke, decode
+            assert item is not None and item.prepared is not None
+            timing = bundle.predict(image, "bgr", prepared=item.prepared).timing_ms
+            split["prepared_ahead"]["copy"].append(timing["preprocess"] - item.prepared.preprocess_ms)
+            split["prepared_ahead"]["inference"].append(timing["inference"])
+            split["prepared_ahead"]["decode"].append(timing["decode"])
         ahead += time.perf_counter() - started
-        split["prepared_ahead"]["copy"].append(timing["preprocess"] - item.prepared.preprocess_ms)
-        split["prepared_ahead"]["inference"].append(timing["inference"])
-        split["prepared_ahead"]["decode"].append(timing["decode"])
     preparer.join()
     return bare, inline, ahead
 
 
 def overhead(shared: Path, threads: int, rounds: int, iterations: int) -> None:
     """Bare invoke() against predict() with preprocessing in line and against predict() of inputs a second thread
-    prepared meanwhile (the capture side's way), interleaved call by call over many rounds; reports the median of
-    the per-round overheads over the bare invoke, their spread, and the split of each path's time."""
+    prepared meanwhile (the capture side's way), in short alternating blocks over many rounds; reports the median
+    of the per-round overheads over the bare invoke, their spread, and the split of each path's time."""
     import cv2
 
     cases = [
