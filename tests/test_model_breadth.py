@@ -84,7 +84,7 @@ def test_consistent_metadata_gets_no_note_and_1_128_is_raw_pixels() -> None:
     model = bundle("shapes_classifier_q128.tflite")
     assert (model.spec.input.scale, model.spec.input.zero_point) == (pytest.approx(1 / 128), 128)
     assert not [n for n in model.spec.notes if n.startswith("normalization:")]
-    assert model._table is None  # pixel p is written as p: no lookup table at all
+    assert model.recipe.table is None  # pixel p is written as p: no lookup table at all
 
 
 def test_configured_normalization_always_wins() -> None:

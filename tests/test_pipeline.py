@@ -239,6 +239,11 @@ def test_bench_reports_every_stage(tmp_path: Path) -> None:
     assert report["frames"] == 30 and report["fps"] > 0 and report["dropped"] == 0
     assert set(report["stages"]) == {"capture", "preprocess", "inference", "decode", "publish"}
     assert report["model"]["name"] == "shapes_classifier_quant" and report["threads"] == 1
+    limit = report["cpu_bound"]  # measured in the same run: the stages' CPU per frame, the fps it allows, the fraction
+    assert set(limit["stage_cpu_ms"]) == {"capture", "preprocess", "inference", "decode"}
+    assert limit["cpu_ms_per_frame"] == pytest.approx(sum(limit["stage_cpu_ms"].values()), abs=0.01)
+    assert limit["limit_fps"] > 0 and limit["usable_cores"] >= 1
+    assert limit["fraction"] == pytest.approx(report["fps"] / limit["limit_fps"], rel=0.01)
 
 
 def test_bench_needs_a_file_source(tmp_path: Path) -> None:

@@ -218,3 +218,32 @@ def test_rtsp_transport_is_set_for_ffmpeg_keeping_other_options(monkeypatch: pyt
         source.open()
     options = os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"].split("|")
     assert sorted(options) == ["analyzeduration;1000000", "rtsp_transport;udp"]
+
+
+def _decoder_threads() -> set[int]:
+    """FFmpeg's frame-decoding threads in this process (it names them av:<codec>:df<n>)."""
+    found = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as comm:
+                if comm.read().startswith("av:"):
+                    found.add(int(tid))
+        except OSError:
+            continue
+    return found
+
+
+def test_files_decode_on_one_thread_unless_configured(tmp_path: Path) -> None:
+    """Decoder threads beside the model's own threads stall them; a file is decoded on the capture thread."""
+    path = write_video(tmp_path / "clip.mp4", "mp4v")
+    before = _decoder_threads()
+    single = make_source(path)
+    single.open()
+    assert len(read_all(single)) == FRAMES
+    assert _decoder_threads() - before == set()
+    single.close()
+    threaded = make_source(path, decode_threads=2)
+    threaded.open()
+    assert len(read_all(threaded)) == FRAMES
+    assert _decoder_threads() - before  # FFmpeg's frame threads, as configured
+    threaded.close()

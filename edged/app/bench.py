@@ -2,6 +2,10 @@
 
 It runs the real capture and inference threads; only the publisher differs: it encodes every result to JSON
 (the work a real publisher does per result) and discards it, timing that too.
+
+Then, in the same run, it measures the CPU-bound limit (edged/app/cpu_limit.py): the usable cores divided by
+the CPU time per frame of capture decode, preprocess, invoke and decode, each run alone; `fraction` is how close
+the pipeline got to it.
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
+from edged.app.cpu_limit import cpu_bound_limit, stage_cpu_seconds
 from edged.app.daemon import Daemon
 from edged.app.stats import percentile
 from edged.config.app import AppConfig
 from edged.publish.null import NullPublisher
 
 WARMUP_RESULTS = 10  # the first results pay one-off costs (caches, page faults); fps is measured after them
+CALIBRATION_FRAMES = 300  # frames of the serial stage-by-stage runs (half before, half after) behind the limit
 
 
 @dataclass
@@ -30,6 +36,8 @@ class BenchPublisher(NullPublisher):
     count: int = 0
     first_at: float | None = None
     last_at: float | None = None
+    first_cpu: float = 0.0  # process CPU time at first_at / last_at: what the pipeline really used per frame
+    last_cpu: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
     final_stats: dict[str, Any] = field(default_factory=dict)
 
@@ -39,13 +47,13 @@ class BenchPublisher(NullPublisher):
         publish_ms = (time.perf_counter() - started) * 1000.0
         self.count += 1
         if self.count == WARMUP_RESULTS:
-            self.first_at = time.perf_counter()
+            self.first_at, self.first_cpu = time.perf_counter(), time.process_time()
         if self.count > WARMUP_RESULTS:
             for stage in ("preprocess", "inference", "decode"):
                 self.stages.setdefault(stage, []).append(result["timing_ms"][stage])
             self.stages.setdefault("publish", []).append(publish_ms)
         if self.count >= self.frames + WARMUP_RESULTS and not self.done.is_set():
-            self.last_at = time.perf_counter()
+            self.last_at, self.last_cpu = time.perf_counter(), time.process_time()
             self.done.set()
             if self.daemon is not None:
                 self.daemon.request_stop()
@@ -56,6 +64,8 @@ class BenchPublisher(NullPublisher):
 
 def run_bench(config: AppConfig, frames: int) -> dict[str, Any]:
     """Run the pipeline for `frames` results (after a short warm-up) and report fps and per-stage timings."""
+    calibration = max(1, min(frames, CALIBRATION_FRAMES) // 2)
+    before = stage_cpu_seconds(config, calibration)
     publisher = BenchPublisher(frames)
     daemon = Daemon(config, publisher=publisher, retry_source=False)  # a benchmark never waits for a source
     publisher.daemon = daemon
@@ -72,8 +82,12 @@ def run_bench(config: AppConfig, frames: int) -> dict[str, Any]:
     stages = {name: _summary(values) for name, values in publisher.stages.items()}
     stages = {"capture": {"p50": capture["capture_ms"]["p50"], "p95": capture["capture_ms"]["p95"]}, **stages}
     bundle = daemon.models.current if daemon.models else None
+    fps = frames / seconds if seconds > 0 else None
+    limit = cpu_bound_limit([(before, calibration), (stage_cpu_seconds(config, calibration), calibration)])
+    limit["fraction"] = round(fps / limit["limit_fps"], 3) if fps and limit["limit_fps"] else None
+    limit["pipeline_cpu_ms_per_frame"] = round((publisher.last_cpu - publisher.first_cpu) * 1000.0 / frames, 3)
     return {
-        "fps": round(frames / seconds, 2) if seconds > 0 else None,
+        "fps": round(fps, 2) if fps is not None else None,
         "frames": frames,
         "seconds": round(seconds, 4),
         "stages": stages,
@@ -81,10 +95,11 @@ def run_bench(config: AppConfig, frames: int) -> dict[str, Any]:
         "model": bundle.info.as_dict() if bundle else None,
         "threads": config.model.num_threads,
         "accelerator": bundle.accelerator if bundle else None,
+        "cpu_bound": limit,
     }
 
 
-def raise_incomplete(measured: int, wanted: int) -> None:
+def raise_incomplete(measured: int, wanted: int) -> NoReturn:
     from edged.errors import SourceError
 
     raise SourceError(

@@ -1,6 +1,13 @@
 """The capture side: one thread keeps the mailbox filled with the newest frame and heals a failed source with
 backoff. It can be stopped and started again with another camera while inference waits on the mailbox.
 
+For sources whose every frame is inferred (files read as fast as possible, image folders), the capture thread
+also prepares each frame's model input (`InputPreparer`) while the inference thread runs the previous frame: that
+takes the preprocessing off the inference thread's critical path, and the frame is still hot in the cache right
+after decoding, so the preprocessing itself costs less there. For live sources it does so only while the
+inference thread waits for a frame (`LIVE_PREPARE`). The inference thread checks that a prepared input was made
+for its bundle, frame size, colour order and ROI, and preprocesses again when it was not.
+
 A source that cannot work at all (a missing file, picamera2 not installed: `SourceError.permanent`) fails at
 start, before any thread runs; the same error later, or transient errors past `reconnect.max_attempts`, end the
 capture side as `failed`, which stops the daemon with exit status 1.
@@ -20,11 +27,14 @@ import numpy as np
 
 from edged.app.backoff import Backoff
 from edged.app.holders import ConfigRef
-from edged.app.mailbox import LatestFrameMailbox
+from edged.app.inference import roi_of
+from edged.app.mailbox import Captured, LatestFrameMailbox
 from edged.app.stats import Stats
 from edged.app.threads import Threads
+from edged.config.app import AppConfig
 from edged.config.camera import SourceConfig
 from edged.errors import EdgedError, SourceError
+from edged.inference.preprocess import InputPreparer, InputRecipe, PreparedInput
 from edged.sources.base import FrameSource, create_source
 from edged.types import Frame
 
@@ -34,10 +44,21 @@ Outcome = Literal["running", "finished", "failed", "stopped"]
 #: (state, detail): called on every source state change (starting, streaming, reconnecting, ...).
 StateSink = Callable[[str, str], None]
 EventSink = Callable[[str, dict[str, object]], None]
+#: The input recipe of the model running now (None before there is one): what the capture side prepares for.
+RecipeSource = Callable[[], InputRecipe | None]
 
 _ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 _FLIPS = {"horizontal": 1, "vertical": 0, "both": -1}
 BLACK_STREAK = 30  # consecutive black frames before it is reported
+#: When the capture thread prepares a live source's frame: "idle" = only while the inference thread is waiting
+#: for a frame (it is then certain to take this one at once, and nothing competes for the CPU); a frame that
+#: arrives while the model is busy may be replaced before it is taken, and preparing it would take CPU from the
+#: invoke in flight. "always" and "never" are there for `tools/bench.py live`, which measured the three.
+LIVE_PREPARE: Literal["idle", "always", "never"] = "idle"
+
+
+def _no_recipe() -> InputRecipe | None:
+    return None
 
 
 def orient(frame: Frame, rotate: int, flip: str) -> Frame:
@@ -66,6 +87,7 @@ class CaptureWorker:
         opened: bool,
         first_error: SourceError | None = None,
         retry: bool = True,
+        recipe: RecipeSource = _no_recipe,
     ) -> None:
         self.source = source
         self.camera = camera
@@ -85,6 +107,9 @@ class CaptureWorker:
         self._retry = retry
         self._size: tuple[int, int] | None = None
         self._black_streak = 0
+        self._recipe = recipe
+        self._preparer = InputPreparer()  # this worker's own: plans and buffers are used by one thread
+        self._live_prepare = LIVE_PREPARE
 
     def _failed(self, error: EdgedError) -> bool:
         """Wait before the next attempt; False when this error ends the capture side."""
@@ -127,12 +152,27 @@ class CaptureWorker:
             self._black_streak = 0
         return black
 
-    def _deliver(self, frame: Frame) -> None:
+    def _prepared(self, frame: Frame, config: AppConfig) -> PreparedInput | None:
+        """The frame's input for the model running now, or None (the inference thread then preprocesses it)."""
+        if self.live and (
+            self._live_prepare == "never" or (self._live_prepare == "idle" and not self.mailbox.consumer_waiting)
+        ):
+            return None
+        recipe = self._recipe()
+        if recipe is None:
+            return None
+        try:
+            return self._preparer.prepare(recipe, frame.image, frame.color, roi_of(config))
+        except (cv2.error, ValueError) as exc:  # the inference thread tries again, and reports what fails
+            log.debug("%s: could not prepare frame %d ahead: %s", self.camera.id, frame.index, exc)
+            return None
+
+    def _deliver(self, captured: Captured) -> None:
         if self.live:
-            self.mailbox.put(frame)
+            self.mailbox.put(captured)
             return
         while not self.stop_event.is_set() and not self.mailbox.closed:  # back-pressure: every frame is inferred
-            if self.mailbox.put(frame, wait=True, timeout=0.5):
+            if self.mailbox.put(captured, wait=True, timeout=0.5):
                 return
 
     def _open(self) -> bool:
@@ -196,11 +236,12 @@ class CaptureWorker:
                     self.outcome = "finished"
                     self.on_state("finished", "")
                     break
-                pipeline = self.settings.current.pipeline  # live settings, read at a frame boundary
+                config = self.settings.current  # live settings, read at a frame boundary
+                pipeline = config.pipeline
                 if pipeline.rotate or pipeline.flip != "none":
                     frame = orient(frame, pipeline.rotate, pipeline.flip)
                 self.stats.frame_captured(read_ms, black=self._check(frame, pipeline.black_frame_level))
-                self._deliver(frame)
+                self._deliver(Captured(frame, self._prepared(frame, config)))
         finally:
             if self.outcome == "running":
                 self.outcome = "stopped"
@@ -222,6 +263,7 @@ class CaptureSide:
         stats: Stats,
         on_state: StateSink,
         emit: EventSink,
+        recipe: RecipeSource = _no_recipe,
     ) -> None:
         self._threads = threads
         self._settings = settings
@@ -229,6 +271,7 @@ class CaptureSide:
         self._stats = stats
         self._on_state = on_state
         self._emit = emit
+        self._recipe = recipe
         self.worker: CaptureWorker | None = None
         self._thread: threading.Thread | None = None
         self._generation = 0
@@ -253,7 +296,7 @@ class CaptureSide:
             first_error = exc
         return CaptureWorker(
             source, camera, self._settings, self._mailbox, self._stats, self._on_state, self._emit,
-            opened=opened, first_error=first_error, retry=retry,
+            opened=opened, first_error=first_error, retry=retry, recipe=self._recipe,
         )  # fmt: skip
 
     def start(self, worker: CaptureWorker) -> None:

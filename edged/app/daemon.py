@@ -38,6 +38,7 @@ from edged.config.camera import SourceConfig
 from edged.errors import CommandRefused, EdgedError
 from edged.inference.engine import ModelBundle, decode_params, known_label_index
 from edged.inference.loader import load_bundle
+from edged.inference.preprocess import InputRecipe
 from edged.publish.base import CommandRequest, Control, NetworkLoop, Publisher, ReplySink, create_publisher
 from edged.results import utc_iso
 from edged.sources.base import FrameSource
@@ -98,7 +99,7 @@ class Daemon:
         self.runtime = DaemonRuntime(self)
         self.dispatcher = Dispatcher()
         self.capture = CaptureSide(self.threads, self.settings, self.mailbox, self.stats_counters,
-                                   self._source_state, self.emit)  # fmt: skip
+                                   self._source_state, self.emit, self._input_recipe)  # fmt: skip
         self.models: ModelManager | None = None
         self.publishers: PublisherHolder | None = None
         self.inference: InferenceWorker | None = None
@@ -327,6 +328,10 @@ class Daemon:
 
     def _on_crash(self, crash: Crash) -> None:
         self.request_stop(f"thread {crash.thread} crashed", EXIT_ERROR)
+
+    def _input_recipe(self) -> InputRecipe | None:
+        """What the capture side prepares inputs for: the model running now (a swap is noticed at the next frame)."""
+        return self.models.current.recipe if self.models is not None else None
 
     def inference_alive(self) -> bool:
         return self._inference_thread is not None and self._inference_thread.is_alive()

@@ -3,6 +3,11 @@
 Settings that may change live (rate limit, region of interest, thresholds and label filters) are read from the
 current configuration at each frame boundary; derived values (the decode parameters) are recomputed only when
 the configuration or the bundle changed.
+
+A frame may arrive with its input prepared by the capture thread; `ModelBundle.predict` uses it only when it was
+made for the bundle, frame size, colour order and ROI current here, and preprocesses the frame itself otherwise
+(after a model swap, a new ROI or a new frame size). The prepared buffer goes back to the capture side once the
+frame is done, never earlier.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from edged.app.events import Broadcast
 from edged.app.faults import model_fault_from_environment
 from edged.app.holders import ConfigRef, ModelHolder, PublisherHolder
-from edged.app.mailbox import LatestFrameMailbox
+from edged.app.mailbox import Captured, LatestFrameMailbox
 from edged.app.stats import Stats
 from edged.config.app import AppConfig
 from edged.errors import EdgedError
@@ -68,7 +73,7 @@ class InferenceWorker:
         self.last: LastResult | None = None
         self.inferring = threading.Lock()  # held from the pause check to the publish: pause() waits on it
         self.busy_since: float | None = None  # monotonic start of the frame in flight, None between frames
-        self._derived_for: tuple[int, int] | None = None  # (config generation, id(bundle)) of the values below
+        self._derived_for: tuple[int, int] | None = None  # (config generation, bundle serial) of the values below
         self._params: DecodeParams | None = None
         self._roi: Roi = FULL_FRAME
         self._seen_dropped = 0
@@ -98,24 +103,27 @@ class InferenceWorker:
                 if wait > 0 and self.stop_event.wait(wait):
                     break
                 self._count_mailbox_drops(skipped=True)  # replaced while waiting for the next slot, on purpose
-            frame = self.mailbox.take(timeout=0.5)
+            captured = self.mailbox.take(timeout=0.5)
             self._count_mailbox_drops(skipped=False)
-            if frame is None:
+            if captured is None:
                 if self.mailbox.closed:
                     break
                 continue
-            with self.inferring:
-                if self.paused.is_set():
-                    continue
-                self.busy_since = time.monotonic()
-                next_slot = self.busy_since + min_period
-                try:
-                    self._infer(frame)
-                finally:
-                    self.busy_since = None
+            try:
+                with self.inferring:
+                    if self.paused.is_set():
+                        continue
+                    self.busy_since = time.monotonic()
+                    next_slot = self.busy_since + min_period
+                    try:
+                        self._infer(captured)
+                    finally:
+                        self.busy_since = None
+            finally:
+                captured.release()
 
-    def _derive(self, config: AppConfig, bundle: ModelBundle) -> DecodeParams:
-        key = (self.settings.generation, id(bundle))
+    def _derive(self, generation: int, config: AppConfig, bundle: ModelBundle) -> DecodeParams:
+        key = (generation, bundle.serial)
         if self._derived_for != key or self._params is None:
             model = config.model.model_copy(update=bundle.settings) if bundle.settings else config.model
             self._params = decode_params(bundle.spec, model)
@@ -123,14 +131,18 @@ class InferenceWorker:
             self._derived_for = key
         return self._params
 
-    def _infer(self, frame: Frame) -> None:
+    def _infer(self, captured: Captured) -> None:
+        frame = captured.frame
+        generation = self.settings.generation  # before the config: a change in between is seen at the next frame
         config = self.settings.current
         with self.models.using() as bundle:  # read once: a swap takes effect at the next frame
             try:
-                params = self._derive(config, bundle)
+                params = self._derive(generation, config, bundle)
                 if self._fault is not None:
                     self._fault.arm(bundle)
-                prediction = bundle.predict(frame.image, frame.color, roi=self._roi, params=params)
+                prediction = bundle.predict(
+                    frame.image, frame.color, roi=self._roi, params=params, prepared=captured.prepared
+                )
             except (EdgedError, RuntimeError, ValueError) as exc:
                 self.stats.inference_failed()
                 log.error("inference failed on frame %d: %s", frame.index, exc)

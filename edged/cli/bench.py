@@ -20,7 +20,9 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "bench",
         help="benchmark the pipeline on a video file",
-        description="Run the pipeline on a file as fast as possible; print per-stage timings and end-to-end fps.",
+        description="Run the pipeline on a file as fast as possible; print per-stage timings and end-to-end fps, "
+        "then the CPU-bound limit (the usable cores over the CPU time per frame of capture decode, preprocess, invoke "
+        "and decode, each measured alone in the same run) and the fraction of it edged reached.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", "-c", type=Path, metavar="FILE", help="a configuration (its camera must be a file)")
@@ -63,6 +65,14 @@ def _table(report: dict[str, Any]) -> str:
         f"({model.get('name')}, {report['accelerator']}, threads {report['threads'] or 'all'}, "
         f"dropped {report['dropped']})"
     )
+    limit = report.get("cpu_bound") or {}
+    if limit.get("limit_fps"):
+        cpu = " + ".join(f"{stage} {ms}" for stage, ms in limit["stage_cpu_ms"].items())
+        lines.append(
+            f"CPU-bound limit: {limit['limit_fps']} fps ({cpu} = {limit['cpu_ms_per_frame']} ms CPU per frame, "
+            f"{limit['usable_cores']:g} usable cores); edged reached {limit['fraction']} of it "
+            f"(the pipeline used {limit['pipeline_cpu_ms_per_frame']} ms CPU per frame)"
+        )
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,16 @@ from edged.config.model import ModelConfig
 from edged.errors import ModelError
 from edged.inference import decoders
 from edged.inference.model import ModelSpec
-from edged.inference.preprocess import FULL_FRAME, Geometry, InputPlan, Roi, value_table
+from edged.inference.preprocess import (
+    FULL_FRAME,
+    Geometry,
+    InputPlan,
+    InputRecipe,
+    PreparedInput,
+    Roi,
+    plan_key,
+    value_table,
+)
 from edged.types import BBox, ColorOrder, Detection, ImageArray, Label, ModelInfo, Prediction
 
 
@@ -67,6 +77,9 @@ def decode_params(spec: ModelSpec, config: ModelConfig) -> DecodeParams:
     return DecodeParams(thresholds, config.top_k, config.nms_iou, config.max_detections)
 
 
+_SERIALS = itertools.count(1)
+
+
 class ModelBundle:
     """Interpreter + input plan + decoder + labels + ModelInfo: everything one inference needs."""
 
@@ -79,6 +92,7 @@ class ModelBundle:
         accelerator: str,
         roi: Roi = FULL_FRAME,
     ) -> None:
+        self.serial = next(_SERIALS)  # never reused, unlike id(): what values derived for this bundle are keyed on
         self.interpreter = interpreter
         self.spec = spec
         self.info = info
@@ -86,7 +100,9 @@ class ModelBundle:
         self.accelerator = accelerator
         self.roi = roi
         self._input_view: Callable[[], npt.NDArray[Any]] = interpreter.tensor(spec.input.index)
-        self._table = value_table(spec.normalization, spec.input.dtype, spec.input.scale, spec.input.zero_point)
+        width, height = spec.input_size
+        table = value_table(spec.normalization, spec.input.dtype, spec.input.scale, spec.input.zero_point)
+        self.recipe = InputRecipe(width, height, spec.color, table, spec.resize, np.dtype(spec.input.dtype))
         self._plan: InputPlan | None = None
         self._state: list[tuple[int, int, npt.NDArray[Any]]] = []
         self.closed = False
@@ -103,15 +119,10 @@ class ModelBundle:
         ]
 
     def _plan_for(self, image: ImageArray, color: ColorOrder, roi: Roi) -> InputPlan:
-        key = (image.shape[1], image.shape[0], color, roi)
+        key = plan_key(image, color, roi)
         plan = self._plan
         if plan is None or plan.key != key:  # a new frame size or ROI (or the first frame): plan once, reuse after
-            width, height = self.spec.input_size
-            plan = InputPlan(
-                image.shape[1], image.shape[0], color, width, height, self.spec.color,
-                self._table, self.spec.resize, roi,
-            )  # fmt: skip
-            self._plan = plan
+            plan = self._plan = self.recipe.plan(key[0], key[1], color, roi)
         return plan
 
     def predict(
@@ -121,36 +132,65 @@ class ModelBundle:
         *,
         roi: Roi | None = None,
         params: DecodeParams | None = None,
+        prepared: PreparedInput | None = None,
     ) -> Prediction:
         """Preprocess, invoke and decode one H×W×3 uint8 image.
 
         `roi` and `params` (thresholds, label filters) default to the bundle's own; the pipeline passes the ones of
         the current configuration, so they change live without rebuilding the bundle.
+
+        `prepared` is `image` already preprocessed by another thread (`InputPreparer`); it is copied into the
+        tensor only if it was made for this bundle, frame size, colour order and ROI, otherwise `image` is
+        preprocessed here. Either way `timing_ms["preprocess"]` is the whole preparation of this frame's input:
+        the time the preparer took plus the copy into the tensor.
         """
         if self.closed:
             raise ModelError(f"the model bundle {self.info.name} {self.info.version} was closed (a bug: report it)")
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ModelError(f"expected an H×W×3 uint8 image, got shape {image.shape} {image.dtype}")
         start = time.perf_counter()
-        plan = self._plan_for(image, color, self.roi if roi is None else roi)
-        view = self._input_view()
-        plan.fill(image, view[0])
-        del view  # the interpreter refuses to run while a view of its memory is alive
-        for input_index, _, value in self._state:
-            self.interpreter.set_tensor(input_index, value)
-        prepared = time.perf_counter()
-        self.interpreter.invoke()
+        geometry, ahead_ms = self.fill_input(image, color, self.roi if roi is None else roi, prepared)
+        filled = time.perf_counter()
+        self.invoke()
         invoked = time.perf_counter()
-        for position, (input_index, output_index, _) in enumerate(self._state):
-            self._state[position] = (input_index, output_index, self.interpreter.get_tensor(output_index))
-        labels, objects = self._decode(plan.geometry, self.params if params is None else params)
+        labels, objects = self.decode(geometry, self.params if params is None else params)
         decoded = time.perf_counter()
         timing = {
-            "preprocess": (prepared - start) * 1000.0,
-            "inference": (invoked - prepared) * 1000.0,
+            "preprocess": ahead_ms + (filled - start) * 1000.0,
+            "inference": (invoked - filled) * 1000.0,
             "decode": (decoded - invoked) * 1000.0,
         }
         return Prediction(self.spec.task, labels, objects, timing)
+
+    # The three steps of predict(), public so that `edged bench` can measure the CPU time of each alone.
+    def fill_input(
+        self, image: ImageArray, color: ColorOrder, roi: Roi, prepared: PreparedInput | None = None
+    ) -> tuple[Geometry, float]:
+        """Write `image`'s input into the tensor (a matching `prepared` is copied, then released); returns the
+        geometry and the milliseconds the preparer spent ahead."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ModelError(f"expected an H×W×3 uint8 image, got shape {image.shape} {image.dtype}")
+        view = self._input_view()
+        if prepared is not None and prepared.matches(self.recipe, plan_key(image, color, roi)):
+            np.copyto(view[0], prepared.buffer)
+            prepared.release()  # copied: the preparer may write the buffer again (two buffers then suffice)
+            geometry, ahead_ms = prepared.geometry, prepared.preprocess_ms
+        else:
+            plan = self._plan_for(image, color, roi)
+            plan.fill(image, view[0])
+            geometry, ahead_ms = plan.geometry, 0.0
+        del view  # the interpreter refuses to run while a view of its memory is alive
+        for input_index, _, value in self._state:
+            self.interpreter.set_tensor(input_index, value)
+        return geometry, ahead_ms
+
+    def invoke(self) -> None:
+        """Run the model on the filled input, then keep a tracker's recurrent state for the next frame."""
+        self.interpreter.invoke()
+        for position, (input_index, output_index, _) in enumerate(self._state):
+            self._state[position] = (input_index, output_index, self.interpreter.get_tensor(output_index))
+
+    def decode(self, geometry: Geometry, params: DecodeParams) -> tuple[tuple[Label, ...], tuple[Detection, ...]]:
+        """The labels and boxes of the last invoke(), boxes mapped back to the frame through `geometry`."""
+        return self._decode(geometry, params)
 
     def _output(self, position: int) -> npt.NDArray[Any]:
         return self.interpreter.get_tensor(self.spec.outputs[position].index)  # type: ignore[no-any-return]

@@ -4,10 +4,16 @@ Pure in the sense that matters: the output depends only on the image and the pla
 (model, frame size) and owns the scratch buffers, so the per-frame path allocates nothing: crop is a view,
 resize writes into a buffer (or straight into the tensor), and one 256-entry lookup table applies
 normalization and quantization together (uint8, int8, float32), written into the tensor's own memory.
+
+The same work can run ahead of the inference thread (`InputPreparer`, on the capture thread): the frame is still
+hot in the cache right after it was decoded, and the inference thread only copies the prepared input into the
+tensor. A prepared input names the model recipe and the plan key it was made for, so it is never fed to another.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -185,6 +191,121 @@ class InputPlan:
             cv2.LUT(target, self.table, dst=region)
         for band, fill in self.pad_fills:
             np.copyto(out[band], fill)
+
+
+PlanKey = tuple[int, int, ColorOrder, Roi]  # frame width, frame height, frame colour order, region of interest
+
+
+@dataclass(frozen=True, eq=False)
+class InputRecipe:
+    """What one model's input needs, whatever the frame: size, colour order, value table, resize mode, dtype.
+
+    Compared by identity: each bundle has its own, so a prepared input is only ever used by the bundle it was made
+    for. It holds no interpreter, so a prepared input waiting in the mailbox keeps no closed model alive.
+    """
+
+    width: int
+    height: int
+    color: ColorOrder
+    table: npt.NDArray[Any] | None
+    resize: ResizeMode
+    dtype: np.dtype[Any]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, 3)
+
+    def plan(self, frame_width: int, frame_height: int, frame_color: ColorOrder, roi: Roi) -> InputPlan:
+        return InputPlan(
+            frame_width, frame_height, frame_color, self.width, self.height, self.color, self.table, self.resize, roi
+        )
+
+
+def plan_key(image: ImageArray, color: ColorOrder, roi: Roi) -> PlanKey:
+    return (int(image.shape[1]), int(image.shape[0]), color, roi)
+
+
+class _BufferPool:
+    """Input-sized buffers handed from the preparing thread to the inference thread and back.
+
+    A buffer is in one place at a time: free here, being written by the preparer, waiting in the mailbox, or being
+    copied into the tensor by the inference thread; it comes back only after that copy, so it is never written
+    while it is read.
+    """
+
+    KEEP = 3  # one being written, one in the mailbox, one being copied
+
+    def __init__(self, shape: tuple[int, int, int], dtype: np.dtype[Any]) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self._free: list[npt.NDArray[Any]] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> npt.NDArray[Any]:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return np.empty(self.shape, self.dtype)
+
+    def give(self, buffer: npt.NDArray[Any]) -> None:
+        with self._lock:
+            if len(self._free) < self.KEEP:
+                self._free.append(buffer)
+
+
+class PreparedInput:
+    """One frame already turned into one model's input (`buffer`), with the geometry to map boxes back."""
+
+    __slots__ = ("_pool", "buffer", "geometry", "key", "preprocess_ms", "recipe")
+
+    def __init__(
+        self,
+        recipe: InputRecipe,
+        key: PlanKey,
+        buffer: npt.NDArray[Any],
+        geometry: Geometry,
+        preprocess_ms: float,
+        pool: _BufferPool | None,
+    ) -> None:
+        self.recipe = recipe
+        self.key = key
+        self.buffer = buffer
+        self.geometry = geometry
+        self.preprocess_ms = preprocess_ms
+        self._pool = pool
+
+    def matches(self, recipe: InputRecipe, key: PlanKey) -> bool:
+        """Made for this model (the same recipe object) and this frame size, colour order and ROI."""
+        return self.recipe is recipe and self.key == key
+
+    def release(self) -> None:
+        """The holder is done reading the buffer: it may be written again. Idempotent."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.give(self.buffer)
+
+
+class InputPreparer:
+    """Prepares inputs ahead of the inference thread. Used by one thread; it follows the model it is given."""
+
+    def __init__(self) -> None:
+        self._recipe: InputRecipe | None = None
+        self._pool: _BufferPool | None = None
+        self._plan: InputPlan | None = None
+
+    def prepare(self, recipe: InputRecipe, image: ImageArray, color: ColorOrder, roi: Roi) -> PreparedInput:
+        started = time.perf_counter()
+        if recipe is not self._recipe or self._pool is None:  # a new model: new plans, buffers of its size
+            self._recipe, self._plan = recipe, None
+            self._pool = _BufferPool(recipe.shape, recipe.dtype)
+        key = plan_key(image, color, roi)
+        plan = self._plan
+        if plan is None or plan.key != key:
+            plan = self._plan = recipe.plan(key[0], key[1], color, roi)
+        buffer = self._pool.take()
+        plan.fill(image, buffer)
+        prepared_ms = (time.perf_counter() - started) * 1000.0
+        return PreparedInput(recipe, key, buffer, plan.geometry, prepared_ms, self._pool)
 
 
 def _shape(band: tuple[slice, slice]) -> tuple[int, int, int]:

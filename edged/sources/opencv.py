@@ -46,6 +46,11 @@ class OpenCvCamera(SourceConfig):
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     open_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(10.0, gt=0)
+    decode_threads: int = Field(
+        0, ge=0, le=64,
+        description="FFmpeg decoder threads for files and streams; 0 = automatic: 1 for files (the model is the "
+        "bottleneck there and decoder threads only compete with it), FFmpeg's own choice for streams.",
+    )  # fmt: skip
     loop: bool = Field(False, description="Files: start again at the end.")
     realtime: bool = Field(True, description="Files: play at the file's own frame rate (false: as fast as possible).")
 
@@ -98,6 +103,12 @@ def _as_bgr(image: cv2.typing.MatLike) -> ImageArray:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
     bgr: ImageArray = np.ascontiguousarray(array, dtype=np.uint8)
     return bgr
+
+
+def _threads_param(threads: int) -> list[int]:
+    """The open parameter for FFmpeg's decoder thread count (OpenCV 4.7+; older versions keep FFmpeg's choice)."""
+    prop = getattr(cv2, "CAP_PROP_N_THREADS", None)
+    return [] if prop is None else [int(prop), threads]
 
 
 def _set_ffmpeg_option(key: str, value: str) -> None:
@@ -240,6 +251,8 @@ class OpenCvSource:
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             round(cfg.read_timeout_s * 1000),
         ]
+        if cfg.decode_threads:
+            params += _threads_param(cfg.decode_threads)
         capture = cv2.VideoCapture(self._location, cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
             capture.release()
@@ -266,7 +279,9 @@ class OpenCvSource:
                 "(chmod o+r, and o+x on its folders)",
                 permanent=True,
             )
-        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        # One decoder thread unless configured: FFmpeg's frame threads would run beside the model's own threads and
+        # stall them (docs/performance.md measured it); a file is read at the model's pace anyway.
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, _threads_param(self._config.decode_threads or 1))
         if not capture.isOpened():
             capture.release()
             raise SourceError(f"cannot decode {path}: {_UNDECODABLE}", permanent=True)
