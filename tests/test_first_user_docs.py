@@ -91,6 +91,7 @@ def readme_install_block() -> Block:
 ELSEWHERE: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^make (demo|test)\b"), "the test suite and the demo themselves"),
     (re.compile(r"^\.venv/bin/python tools/bench(_\w+)?\.py\b"), "benchmarks (make bench), figures in performance.md"),
+    (re.compile(r"^git worktree add /tmp/baseline \w+ "), "the checkout a before/after benchmark compares against"),
     (re.compile(r"^(sudo systemctl |journalctl -u edged|sudo install -D -m 644 systemd/edged\.service )"),
      "changes the host's systemd: tests/test_systemd_unit.py checks the unit itself"),
     (re.compile(r"^sudo install -m 600 /dev/null /etc/edged/"), "a root-only secret: see test_first_user_secrets"),
