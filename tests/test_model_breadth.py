@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from edged.config.model import ModelConfig
+from edged.errors import ModelError
 from edged.inference.engine import ModelBundle
 from edged.inference.loader import load_bundle
 from edged.sources.shapes import SHAPE_CLASSES, Shape, draw_scene, random_shapes
@@ -204,3 +205,14 @@ def test_inspect_lists_where_it_looked_when_no_labels_are_found(tmp_path: Path) 
         [sys.executable, "-m", "edged", "model", "inspect", str(lonely)], capture_output=True, text=True
     ).stdout
     assert "no label names found; looked in:" in human and "decided:" in human
+
+
+def test_yolo_e2e_can_be_set_and_a_misfit_is_refused_with_what_auto_picks(tmp_path: Path) -> None:
+    """model.decoder = "yolo_e2e" is the escape hatch for a one-class end-to-end export without its metadata."""
+    forced = load_bundle(ModelConfig(path=MODELS / "shapes_yolov8_nms.tflite", decoder="yolo_e2e", num_threads=1))
+    assert forced.spec.decoder == "yolo_e2e" and forced.spec.resize == "letterbox"
+    drawn = Shape("red_square", 0.4, 0.5, 0.2)
+    (obj,) = forced.predict(draw_scene(np.random.default_rng(9), 640, 360, [drawn]), "bgr").objects
+    assert obj.label == "red_square" and obj.box.iou(drawn.box) > 0.5
+    with pytest.raises(ModelError, match=r"yolo_e2e decoder reads one output \[1, K, 6\].*`auto` would pick 'yolov8'"):
+        load_bundle(ModelConfig(path=MODELS / "shapes_yolov8_int8.tflite", decoder="yolo_e2e", num_threads=1))

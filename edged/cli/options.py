@@ -22,7 +22,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--accelerator", choices=["auto", "cpu", "edgetpu"], help="where to run (default auto)")
     group.add_argument("--device", metavar="DEV", help="Edge TPU device: usb, usb:N, pci, pci:N, :N")
     group.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
-    group.add_argument("--decoder", choices=["auto", "classification", "ssd", "yolov5", "yolov8"],
+    group.add_argument("--decoder", choices=["auto", "classification", "ssd", "yolov5", "yolov8", "yolo_e2e"],
                        help="output layout (default: detected)")  # fmt: skip
 
 

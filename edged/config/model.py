@@ -25,7 +25,7 @@ def edgetpu_device_problem(device: str) -> str | None:
     )
 
 
-DecoderName = Literal["auto", "classification", "ssd", "yolov5", "yolov8"]
+DecoderName = Literal["auto", "classification", "ssd", "yolov5", "yolov8", "yolo_e2e"]
 
 
 class ModelConfig(Table):

@@ -24,6 +24,7 @@ _NEEDS = {
     "ssd": "the 4 outputs of a TFLite_Detection_PostProcess op (boxes [1, N, 4], classes, scores, count)",
     "yolov5": "one output [1, N, 5+C] (x, y, w, h, objectness, C class scores)",
     "yolov8": "one output [1, 4+C, N] or [1, N, 4+C] (x, y, w, h, C class scores)",
+    "yolo_e2e": "one output [1, K, 6] (x1, y1, x2, y2, score, class: an end-to-end export, NMS done in the model)",
 }
 
 
@@ -43,6 +44,9 @@ def misfit(decoder: str, outputs: Sequence[Tensor], label_count: int | None) -> 
     if decoder == "ssd":
         return None if len(outputs) == 4 else needs
     channels = _yolo_channels(outputs[0].shape) if len(outputs) == 1 else None
+    if decoder == "yolo_e2e":
+        shape = outputs[0].shape if len(outputs) == 1 else ()
+        return None if len(shape) == 3 and shape[0] == 1 and shape[2] == 6 else needs
     extra = 4 if decoder == "yolov8" else 5
     if channels is None or channels <= extra:
         return needs
