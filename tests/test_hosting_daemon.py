@@ -371,3 +371,43 @@ def json_free_config(url: str, repo: Repo, state_dir: Path, model_extra: str) ->
         f'[hosting]\nurl = "{url}"\nname = "{NAME}"\ntrusted_root = "{repo.root_json}"\ninterval_s = 600\n'
         "health_window_s = 1\nfree_space_margin_bytes = 0\n"
     )
+
+
+def test_home_assistant_entities_follow_a_new_versions_labels(served: str, repo: Repo, tmp_path: Path) -> None:
+    """A retrained model whose label set changed: after the swap, Home Assistant gets entities for the new labels
+    and the old label's entity is removed (a component with only its platform), without a restart."""
+    from support.broker import Collector, broker_for_tests
+
+    renamed = tmp_path / "labels.txt"
+    renamed.write_text("crimson_square\ngreen_circle\nblue_triangle\n")
+    with broker_for_tests(tmp_path / "broker") as broker:
+        mqtt = f'[publisher]\ntype = "mqtt"\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        text = json_free_config(served, repo, tmp_path / "state", "")
+        config = parse_config(text.replace("[hosting]", mqtt + "[hosting]"))
+        entity = "homeassistant/device/edged_dev-1/config"
+        with Collector(broker.port, ["edged/#", "homeassistant/#"]) as collector:
+            daemon = Daemon(config)
+            runner = threading.Thread(target=lambda: daemon.run(handle_signals=False))
+            runner.start()
+            try:
+                assert collector.wait_for(lambda ms: any(m.topic == entity for m in ms))
+                first = collector.on(entity)[-1].json()["cmps"]
+                assert "red_square_detected" in first and not any(k.startswith("crimson") for k in first)
+                repo.publish(CLASSIFIER, "--labels", renamed)
+                collector.publish("edged/dev-1/cmd/check_update", "{}")
+
+                def relabelled(messages: list[Any]) -> bool:
+                    found = [m.json()["cmps"] for m in messages if m.topic == entity and m.payload]
+                    return bool(found) and "crimson_square_detected" in found[-1]
+
+                assert collector.wait_for(relabelled, 120)
+                latest = collector.on(entity)[-1].json()["cmps"]
+                assert latest["crimson_square_detected"]["p"] == "binary_sensor"
+                assert latest["crimson_square_detected"]["state_topic"].endswith("/labels/crimson_square/detected")
+                assert {k: v for k, v in latest.items() if k.startswith("red_square")} == {
+                    k: {"p": first[k]["p"]} for k in first if k.startswith("red_square")
+                }  # the old label's entities are removed, not left stuck at their last values
+                assert collector.wait_for(lambda ms: any(m.topic == "edged/dev-1/labels/crimson_square" for m in ms))
+            finally:
+                daemon.request_stop()
+                runner.join(60)

@@ -179,7 +179,10 @@ class Daemon:
         bundle = self.models.current if self.models else None
         if bundle is None:
             return {}
-        params = decode_params(bundle.spec, self.config.model)
+        model = self.config.model  # with a hosted version's own [model] settings, as the inference thread uses them
+        if bundle.settings:
+            model = model.model_copy(update=bundle.settings)
+        params = decode_params(bundle.spec, model)
         found: dict[str, float] = {}
         for name, threshold in zip(bundle.spec.labels.names, params.thresholds.tolist(), strict=False):
             if math.isfinite(threshold):

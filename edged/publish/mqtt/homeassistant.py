@@ -53,23 +53,42 @@ class HomeAssistantLink:
         self._sender = sender
         self._control = control
         self._clock = clock
-        thresholds = control.label_thresholds()
-        self.labels = tracked_labels(config, list(thresholds))
-        task = control.state().get("task")
-        self._states = (
-            None if self.labels == [] else LabelStates(self.labels, thresholds, task != "classification",
-                                                       config.label_hold_s, config.off_delay_s)
-        )  # fmt: skip
+        self._thresholds: dict[str, float] = {}
+        self.labels: list[str] | None = None
+        self._states: LabelStates | None = None
+        self._track(control.label_thresholds())
         self._top = TopState(config.label_hold_s) if config.homeassistant else None
         self._last_top: dict[str, Any] | None = None
         self.inventory = RetainedInventory(discovery_filters(config, device_id), topics.sync)
         self.first_snapshot_due = config.homeassistant
 
+    def _track(self, thresholds: dict[str, float]) -> None:
+        """Entities for these labels from now on. The pipeline thread reads `_states` once per result, so it sees
+        the old object or the new one, never half of each."""
+        task = self._control.state().get("task")
+        self._thresholds = thresholds
+        self.labels = tracked_labels(self.config, list(thresholds))
+        self._states = (
+            None if self.labels == [] else LabelStates(self.labels, thresholds, task != "classification",
+                                                       self.config.label_hold_s, self.config.off_delay_s)
+        )  # fmt: skip
+
+    def model_changed(self) -> bool:
+        """A new model runs (a hosted version, a rollback, a reload): track its labels and thresholds from now on.
+        True when the discovery must be published again: a retrained model with another label set would otherwise
+        leave Home Assistant with the old labels' entities, stuck at their last values, and none for the new ones."""
+        thresholds = self._control.label_thresholds()
+        if thresholds == self._thresholds:
+            return False
+        self._track(thresholds)
+        return True
+
     # ---- results (pipeline thread) ----------------------------------------------------------------------------
     def on_result(self, result: dict[str, Any]) -> None:
         now = self._clock()
-        if self._states is not None:
-            for kind, label, text in self._states.changes(result, now):
+        states = self._states  # read once: a model change may replace it meanwhile
+        if states is not None:
+            for kind, label, text in states.changes(result, now):
                 topic = self.topics.label(label) if kind == "value" else self.topics.label_detected(label)
                 self._sender.put(topic, text.encode(), qos=1, retain=True)
         if self._top is not None:
@@ -84,8 +103,9 @@ class HomeAssistantLink:
 
     # ---- the job thread ----------------------------------------------------------------------------------------
     def republish_values(self) -> None:
-        if self._states is not None:
-            for kind, label, text in self._states.current():
+        states = self._states
+        if states is not None:
+            for kind, label, text in states.current():
                 topic = self.topics.label(label) if kind == "value" else self.topics.label_detected(label)
                 self._sender.put(topic, text.encode(), qos=1, retain=True)
         if self._last_top is not None:
