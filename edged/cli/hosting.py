@@ -1,5 +1,5 @@
-"""`edged hosting init | publish | rollout | withdraw | refresh | verify | status`: a signed model repository that
-any static web host can serve, without touching TUF by hand."""
+"""`edged hosting init | publish | rollout | withdraw | refresh | rotate-key | verify | status`: a signed model
+repository that any static web host can serve, without touching TUF by hand."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 from edged import __version__
 from edged.config.hosting import HostingConfig
 from edged.errors import ConfigError, HostingError
-from edged.hosting import repository
+from edged.hosting import repository, rotation
 from edged.hosting.checks import parse_settings
 from edged.hosting.client import Catalog, HostingClient
 from edged.hosting.layout import VersionMeta
@@ -95,6 +95,12 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--keys", type=Path, metavar="KEY_DIR", help=keys_help)
     p.set_defaults(handler=run_refresh)
 
+    p = sub.add_parser("rotate-key", help="replace one role's key (needs the offline root key); devices follow")
+    p.add_argument("repo_dir", type=Path, metavar="REPO_DIR")
+    p.add_argument("--role", required=True, choices=rotation.ROLES, help="the key to replace")
+    p.add_argument("--keys", type=Path, metavar="KEY_DIR", help=keys_help)
+    p.set_defaults(handler=run_rotate_key)
+
     p = sub.add_parser("verify", help="check a served repository exactly as a device would")
     p.add_argument("url", metavar="URL")
     p.add_argument("--root", type=Path, required=True, metavar="root.json", help="the repository's root.json")
@@ -174,6 +180,24 @@ def run_refresh(args: argparse.Namespace) -> int:
         print(f"  {role} expires {expires:%Y-%m-%d %H:%M}Z")
     for warning in result.warnings:
         _say(f"warning: {warning}")
+    return 0
+
+
+def run_rotate_key(args: argparse.Namespace) -> int:
+    result = rotation.rotate(args.repo_dir, args.role, args.keys)
+    if result.resumed:
+        _say("finishing a rotation an earlier run left half done")
+    replaced = f" instead of {', '.join(k[:12] for k in result.old_keyids)}" if result.old_keyids else ""
+    print(f"the {result.role} key is now {result.new_keyid[:12]}{replaced}: root version {result.root_version} "
+          "names it, signed by the root key" + (" old and new" if result.role == "root" else ""))  # fmt: skip
+    if result.resigned:
+        print(f"re-signed with the new key: {', '.join(result.resigned)}")
+    for path in result.retired:
+        print(f"the old key is kept as {path}: delete it once you no longer need it (at once if it leaked)")
+    print(f"upload {args.repo_dir} to the host (targets/ first, metadata/timestamp.json last); devices fetch root "
+          f"version {result.root_version} at their next check and trust only the new key from then on")  # fmt: skip
+    if result.role == "root":
+        print(f"the new root key is in {result.key_file}: move it to offline media")
     return 0
 
 

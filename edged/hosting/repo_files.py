@@ -89,7 +89,9 @@ class RepositoryFiles:
         return self.path / "targets"
 
     @staticmethod
-    def load(path: Path) -> RepositoryFiles:
+    def load(path: Path, resigning: str | None = None) -> RepositoryFiles:
+        """The repository's current metadata, each checked against root's keys; `resigning` names a role whose
+        signature is about to be replaced (a key rotation that stopped half-way left it signed by the old key)."""
         metadata = path / "metadata"
         if not metadata.is_dir():
             raise HostingError(f"{path} is not an edged repository (no metadata/ folder); create one with init")
@@ -106,6 +108,8 @@ class RepositoryFiles:
         targets = _read(metadata / f"{targets_meta.version}.targets.json", Targets)
         files = RepositoryFiles(path, root, timestamp, snapshot, targets)
         for role, md in ((Root.type, root), ("timestamp", timestamp), ("snapshot", snapshot), ("targets", targets)):
+            if role == resigning:
+                continue
             try:
                 root.signed.verify_delegate(role, md.signed_bytes, md.signatures)
             except UnsignedMetadataError as exc:
