@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -99,6 +99,11 @@ class StderrWatcher:
         with self._cond:
             return self._cond.wait_for(lambda: any(text in line for line in self.lines), timeout)
 
+    def wait_until(self, predicate: Callable[[str], bool], timeout: float = 60) -> bool:
+        """Until `predicate` holds for everything read so far."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate("".join(self.lines)), timeout)
+
     def text(self) -> str:
         self._thread.join(10)
         return "".join(self.lines)
@@ -116,8 +121,34 @@ def test_a_second_signal_forces_exit_130_whichever_it_is(tmp_path: Path, first: 
     process.send_signal(first)
     assert watcher.wait_for(f"{signal.Signals(first).name} received: stopping"), watcher.lines
     process.send_signal(second)
-    assert process.wait(30) == 130
+    try:
+        code = process.wait(30)
+    except subprocess.TimeoutExpired:  # say where it hangs: edged dumps its threads' stacks on SIGUSR1
+        process.send_signal(signal.SIGUSR1)
+        watcher.wait_for("most recent call first", 10)
+        process.kill()
+        pytest.fail("no exit 30 s after the second signal; its stderr and threads:\n" + "".join(watcher.lines))
+    assert code == 130
     assert "forced exit" in watcher.text()
+
+
+def test_sigusr1_dumps_every_threads_stack_and_edged_carries_on(tmp_path: Path) -> None:
+    """What a hung daemon is doing, from `kill -USR1`, without stopping it (docs/operations.md)."""
+    text = config_text("frames = 0\nlive = true", '[publisher]\ntype = "null"\n')
+    process = run_edged(tmp_path, text)
+    watcher = StderrWatcher(process)
+    assert watcher.wait_for("model shapes_classifier_quant"), watcher.lines
+    for _ in range(20):  # the pipeline's threads start just after the model line: dump until they are in it
+        dumps = "".join(watcher.lines).count("(most recent call first)")
+        process.send_signal(signal.SIGUSR1)
+        assert watcher.wait_until(lambda out, n=dumps: out.count("(most recent call first)") > n, 20)
+        if watcher.wait_until(lambda out: "app/inference.py" in out and "app/capture.py" in out, 2):
+            break
+    else:
+        pytest.fail("no dump showed the capture and inference threads:\n" + "".join(watcher.lines))
+    assert process.poll() is None  # still running
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0
 
 
 def test_a_capture_thread_stuck_at_the_stop_deadline_is_reported(caplog: pytest.LogCaptureFixture) -> None:
