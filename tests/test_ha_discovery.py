@@ -202,3 +202,42 @@ def test_an_upgraded_device_clears_what_edged_0_1_left_under_its_old_node_id() -
         assert sorted(plan.clear_before) == ["homeassistant/binary_sensor/edged_cam_1/person_detected/config",
                                              "homeassistant/sensor/edged_cam_1/top_label/config"]  # fmt: skip
         assert not (set(plan.migrate) | set(plan.clear_after)) & set(old)
+
+
+def test_the_link_follows_new_labels_and_thresholds_of_the_running_model() -> None:
+    """After a hot swap (new labels) or a reload (new thresholds) the `detected` topics use the model that runs."""
+    from edged.publish.mqtt.homeassistant import HomeAssistantLink
+
+    class Control:
+        def __init__(self) -> None:
+            self.thresholds = {"cat": 0.5, "dog": 0.5}
+
+        def label_thresholds(self) -> dict[str, float]:
+            return dict(self.thresholds)
+
+        def state(self) -> dict[str, Any]:
+            return {"task": "classification", "model": {"name": "pets"}}
+
+    class Sender:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, bytes]] = []
+
+        def put(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+            self.sent.append((topic, payload))
+
+    config = MqttPublisherConfig(type="mqtt", label_hold_s=0.0, off_delay_s=0.0)
+    control, sender, now = Control(), Sender(), [0.0]
+    link = HomeAssistantLink(config, Topics.from_config(config, "cam"), "cam", sender, control, lambda: now[0])  # type: ignore[arg-type]
+    result = {"task": "classification", "labels": [{"label": "cat", "score": 0.6}]}
+    link.on_result(result)
+    assert ("edged/cam/labels/cat/detected", b"ON") in sender.sent
+    assert link.model_changed() is False  # nothing changed: no new discovery
+    control.thresholds = {"cat": 0.7, "dog": 0.5}  # a reload raised cat's threshold
+    assert link.model_changed() is True
+    sender.sent.clear()
+    now[0] = 1.0
+    link.on_result(result)
+    assert ("edged/cam/labels/cat/detected", b"OFF") in sender.sent  # 0.6 is below the new 0.7
+    control.thresholds = {"cat": 0.7, "bird": 0.5}  # a new version: dog gone, bird new
+    assert link.model_changed() is True and link.labels == ["cat", "bird"]
+    assert link.context().labels == ("cat", "bird")  # what the next discovery announces

@@ -233,7 +233,7 @@ class MqttPublisher:
     def publish_event(self, event: dict[str, Any]) -> None:
         if self._sender is not None:
             self._sender.put(self.topics.events, _json(event), qos=1)
-        if event.get("event") == "model_changed" and self._ha is not None:
+        if event.get("event") in ("model_changed", "config_reloaded") and self._ha is not None:
             self._jobs.submit(self._model_changed)
 
     def mqtt_stats(self) -> dict[str, Any]:
@@ -378,14 +378,15 @@ class MqttPublisher:
             self.publish_state(self._control.state())
 
     def _model_changed(self) -> None:
-        """Entities follow the model's labels: list what is retained, publish the new discovery, clear the stale
-        (while disconnected, the next connection does the same with the new labels)."""
+        """Entities follow the model's labels and thresholds (a new model, or a reload that changed
+        model.label_thresholds): list what is retained, publish the new discovery, clear the stale (while
+        disconnected, the next connection does the same with the new labels)."""
         assert self._ha is not None
         if not self._ha.model_changed() or not self.config.homeassistant:
             return
         sender, client = self._sender, self._client
         if sender is not None and sender.is_connected and client is not None:
-            log.info("MQTT: the model's labels changed; publishing Home Assistant discovery again")
+            log.info("MQTT: the model's labels or thresholds changed; publishing Home Assistant discovery again")
             self._ha.after_connect(client)
 
     def _publish_discovery(self) -> None:
