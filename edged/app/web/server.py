@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from waitress import wasyncore
 from waitress.server import create_server
 from waitress.task import ThreadedTaskDispatcher
 
@@ -92,25 +93,42 @@ class WebServer:
                 raise
 
     def stop(self) -> None:
-        """Close every connection and the listening socket from inside the loop, then end the worker pool."""
+        """Close every connection and the listening socket from inside the loop, then end the worker pool, then the
+        loop's trigger (last: a worker finishing a response pulls it, and a closed pipe's number may already belong
+        to another file by then)."""
         server = self._server
         if server is None or self._closed.is_set():
             return
         self.app.stopping.set()  # long responses end at their next wake-up
         closed = threading.Event()
+        trigger = server.trigger
 
         def close_all() -> None:
             for dispatcher in list(server._map.values()):
+                if dispatcher is trigger:
+                    continue
                 try:  # a connection's handle_close also wakes a thread waiting to write to it
-                    dispatcher.handle_close() if hasattr(dispatcher, "outbuf_lock") else dispatcher.close()
+                    dispatcher.handle_close() if hasattr(dispatcher, "outbuf_lock") else wasyncore.dispatcher.close(
+                        dispatcher
+                    )
                 except Exception:  # closing is best effort; the process is stopping
                     log.debug("HTTP: while closing %r", dispatcher, exc_info=True)
             closed.set()
 
         self._closed.set()
-        server.trigger.pull_trigger(close_all)
+        try:
+            trigger.pull_trigger(close_all)
+        except OSError as exc:  # the loop cannot be woken (its trigger is gone): close from here, best effort
+            log.debug(
+                "HTTP: could not wake the server loop (%s); closing its connections from the stopping thread", exc
+            )
+            close_all()
         if not closed.wait(STOP_WAIT_S):
             log.warning("HTTP: the server loop did not close its connections within %.0f s", STOP_WAIT_S)
+        self._dispatcher.shutdown(timeout=STOP_WAIT_S)  # no worker can pull the trigger after this
+        try:  # the trigger is the loop's last file: closing it from inside ends the loop
+            trigger.pull_trigger(trigger.close)
+        except OSError:
+            trigger.close()
         if self._loop is not None:
             self._loop.join(STOP_WAIT_S)
-        self._dispatcher.shutdown(timeout=STOP_WAIT_S)
