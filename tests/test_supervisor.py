@@ -125,7 +125,7 @@ def test_a_second_signal_forces_exit_130_whichever_it_is(tmp_path: Path, first: 
         code = process.wait(30)
     except subprocess.TimeoutExpired:  # say where it hangs: edged dumps its threads' stacks on SIGUSR1
         process.send_signal(signal.SIGUSR1)
-        watcher.wait_for("most recent call first", 10)
+        watcher.wait_for("edged: end of thread stacks", 10)
         process.kill()
         pytest.fail("no exit 30 s after the second signal; its stderr and threads:\n" + "".join(watcher.lines))
     assert code == 130
@@ -139,14 +139,19 @@ def test_sigusr1_dumps_every_threads_stack_and_edged_carries_on(tmp_path: Path) 
     watcher = StderrWatcher(process)
     assert watcher.wait_for("model shapes_classifier_quant"), watcher.lines
     for _ in range(20):  # the pipeline's threads start just after the model line: dump until they are in it
-        dumps = "".join(watcher.lines).count("(most recent call first)")
+        dumps = "".join(watcher.lines).count("edged: end of thread stacks")
         process.send_signal(signal.SIGUSR1)
-        assert watcher.wait_until(lambda out, n=dumps: out.count("(most recent call first)") > n, 20)
-        if watcher.wait_until(lambda out: "app/inference.py" in out and "app/capture.py" in out, 2):
+        assert watcher.wait_until(lambda out, n=dumps: out.count("edged: end of thread stacks") > n, 20), (
+            process.poll(),
+            watcher.lines,
+        )
+        if watcher.wait_until(lambda out: 'Thread "edged-inference"' in out and 'Thread "edged-capture-' in out, 2):
             break
     else:
         pytest.fail("no dump showed the capture and inference threads:\n" + "".join(watcher.lines))
     assert process.poll() is None  # still running
+    out = "".join(watcher.lines)
+    assert 'Thread "MainThread"' in out and "app/inference.py" in out and "app/capture.py" in out
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from edged.app.liveness import Liveness
 from edged.app.sdnotify import SystemdNotifier
+from edged.app.stackdump import DUMP_SIGNAL, dump_stacks
 
 if TYPE_CHECKING:
     from edged.app.daemon import Daemon
@@ -52,6 +53,7 @@ class Supervisor:
         for sig in STOP_SIGNALS:
             self._previous_handlers[sig] = signal.signal(sig, self._handle_stop_signal)
         self._previous_handlers[RELOAD_SIGNAL] = signal.signal(RELOAD_SIGNAL, self._handle_reload_signal)
+        self._previous_handlers[DUMP_SIGNAL] = signal.signal(DUMP_SIGNAL, dump_stacks)  # what a hung daemon does
 
     def restore_signal_handlers(self) -> None:
         for sig, handler in self._previous_handlers.items():

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,9 +30,6 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     logs.apply_config(config.log_level, config.logging.format, config.logging.levels)
     quiet_native_logs(show=logging.getLogger("edged").isEnabledFor(logging.DEBUG))
-    # `kill -USR1 <pid>` writes every thread's stack to stderr (the journal): what a hung daemon is doing, without
-    # stopping it or installing a debugger on the device
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     code = Daemon(config, config_path=args.config).run()
     if code == EXIT_FORCED:
         # A forced exit must not wait for threads that are stuck (that is why it was forced).
