@@ -21,7 +21,10 @@ DUMP_SIGNAL = signal.SIGUSR1
 
 def format_stacks() -> str:
     """Every Python thread's stack, most recent call last, headed by its name."""
-    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    # not threading.enumerate(): it takes a lock the interrupted main thread may hold (it does while it starts a
+    # thread), which would deadlock the handler; a copy of the registry's values is atomic under the GIL
+    active: dict[int, threading.Thread] = getattr(threading, "_active", {})
+    names = {thread.ident: thread.name for thread in list(active.values())}
     parts = [f"edged: thread stacks (pid {os.getpid()}), on {DUMP_SIGNAL.name}:\n"]
     for ident, frame in sys._current_frames().items():
         parts.append(f'Thread "{names.get(ident, "?")}" ({ident}):\n')
