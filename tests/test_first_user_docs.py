@@ -15,8 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import IO
 import cv2
 import numpy as np
 import pytest
+from pipeline_support import wait_until
 from support.broker import Mosquitto, require_mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,15 +166,6 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
         edged.terminate()
         edged.wait(60)
         broker.stop()
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def topic_matches(pattern: str, topic: str) -> bool:

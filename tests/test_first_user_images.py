@@ -7,8 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import IO, Any
@@ -16,6 +14,7 @@ from typing import IO, Any
 import cv2
 import jsonschema
 import numpy as np
+from pipeline_support import wait_until
 
 CLASSIFIER = Path(__file__).parent / "fixtures" / "models" / "shapes_classifier_quant.tflite"
 RESULT_SCHEMA = json.loads((files("edged") / "schemas" / "result.schema.json").read_text())
@@ -31,15 +30,6 @@ def config(tmp_path: Path, camera: str, top: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'{top}[model]\npath = "{CLASSIFIER}"\nnum_threads = 1\n[camera]\ntype = "images"\n{camera}\n')
     return path
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 class Watching:

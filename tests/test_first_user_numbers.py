@@ -13,11 +13,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pipeline_support import wait_until
 from support.mjpeg_server import MjpegServer
 from test_sdnotify import NotifySocket
 
@@ -30,15 +30,6 @@ def run_edged(config: Path, timeout_s: float = 120.0, **env: str) -> subprocess.
         [sys.executable, "-m", "edged", "run", "--config", str(config)],
         capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **env},
     )  # fmt: skip
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_frames_passed_over_by_max_fps_are_skipped_not_dropped(tmp_path: Path) -> None:

@@ -11,24 +11,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pipeline_support import wait_until
 from support.mjpeg_server import MjpegServer
 
 CLASSIFIER = Path(__file__).parent / "fixtures" / "models" / "shapes_classifier_quant.tflite"
 PIPELINE = '"$PYTHON" -m edged run --config "$CONFIG" | head -5; echo "edged exit status ${PIPESTATUS[0]}" >&2'
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_a_closed_pipe_stops_edged_quietly_and_releases_the_camera(tmp_path: Path) -> None:
