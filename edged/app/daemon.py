@@ -179,10 +179,7 @@ class Daemon:
         bundle = self.models.current if self.models else None
         if bundle is None:
             return {}
-        model = self.config.model  # with a hosted version's own [model] settings, as the inference thread uses them
-        if bundle.settings:
-            model = model.model_copy(update=bundle.settings)
-        params = decode_params(bundle.spec, model)
+        params = decode_params(bundle.spec, bundle.model_config(self.config.model))  # as the inference thread does
         found: dict[str, float] = {}
         for name, threshold in zip(bundle.spec.labels.names, params.thresholds.tolist(), strict=False):
             if math.isfinite(threshold):

@@ -125,8 +125,7 @@ class InferenceWorker:
     def _derive(self, generation: int, config: AppConfig, bundle: ModelBundle) -> DecodeParams:
         key = (generation, bundle.serial)
         if self._derived_for != key or self._params is None:
-            model = config.model.model_copy(update=bundle.settings) if bundle.settings else config.model
-            self._params = decode_params(bundle.spec, model)
+            self._params = decode_params(bundle.spec, bundle.model_config(config.model))
             self._roi = roi_of(config)
             self._derived_for = key
         return self._params

@@ -208,7 +208,7 @@ def prepare_model(daemon: Daemon, new: AppConfig, plan: ReloadPlan) -> tuple[Mod
 def _check_against_model(bundle: ModelBundle, new: AppConfig, text: str, origin: str) -> None:
     """Labels named in the new config must be the model's: refused now rather than failing every frame."""
     try:
-        decode_params(bundle.spec, new.model.model_copy(update=bundle.settings) if bundle.settings else new.model)
+        decode_params(bundle.spec, bundle.model_config(new.model))
         for name in new.publisher.entity_labels():
             known_label_index(name, bundle.spec, "publisher.labels")
     except EdgedError as exc:

@@ -125,6 +125,10 @@ class ModelBundle:
             plan = self._plan = self.recipe.plan(key[0], key[1], color, roi)
         return plan
 
+    def model_config(self, configured: ModelConfig) -> ModelConfig:
+        """The [model] settings this bundle runs with: the device's live table, with a hosted version's own over it."""
+        return configured.model_copy(update=self.settings) if self.settings else configured
+
     def predict(
         self,
         image: ImageArray,
